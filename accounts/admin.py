@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from accounts.models import AccessToken, User
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ("username", "openid", "nickname", "is_staff", "date_joined", "last_seen_at")
+    search_fields = ("username", "openid", "unionid", "nickname")
+    list_filter = ("is_staff", "is_active")
+    fieldsets = (
+        *DjangoUserAdmin.fieldsets,
+        ("WeChat", {"fields": ("openid", "unionid", "nickname", "avatar_url", "last_seen_at")}),
+    )
+    readonly_fields = ("last_seen_at",)
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(admin.ModelAdmin):
+    list_display = ("key_id", "user", "created_at", "expires_at", "revoked_at")
+    list_select_related = ("user",)
+    search_fields = ("user__openid", "user__username")
+    raw_id_fields = ("user",)

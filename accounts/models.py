@@ -1,0 +1,37 @@
+"""Users are known by their WeChat openid; staff keep username/password for the admin."""
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+
+
+class User(AbstractUser):
+    # NULL for staff accounts without WeChat; NULLs never collide in a unique index.
+    openid = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    unionid = models.CharField(max_length=64, blank=True, db_index=True)
+    nickname = models.CharField(max_length=64, blank=True)
+    avatar_url = models.URLField(max_length=500, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.nickname or self.openid or self.username
+
+    @property
+    def created_at(self):
+        return self.date_joined
+
+
+class AccessToken(models.Model):
+    """One issued bearer token: the signed string carries `key_id`, this row says if it lives."""
+
+    key_id = models.CharField(max_length=32, unique=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="access_tokens")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"token {self.key_id[:8]}… for {self.user_id}"

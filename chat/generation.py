@@ -1,0 +1,202 @@
+"""Generation: one task per answer that reads the model and produces the event log.
+
+Generation is kept apart from delivery (`chat/delivery.py`): the task below owns the
+upstream call, the answer text and the single save at the end; responses only read its
+event log. A client that hangs up detaches from the log; the last one to leave stops the
+generation, and the partial answer is saved as `interrupted`.
+"""
+
+import asyncio
+import logging
+import time
+
+from asgiref.sync import sync_to_async
+
+from chat import events
+from chat.models import ChatRecord
+from chat.providers import ModelSpec, ProviderError, Usage, provider_stream
+from chat.services import TurnOutcome, record_finish, record_mark_streaming
+
+logger = logging.getLogger(__name__)
+
+Status = ChatRecord.Status
+
+# Live generations by record id, which also keeps their tasks referenced until they end.
+_live: dict[int, "Generation"] = {}
+
+
+class Generation:
+    """The answer to one record, produced once, readable by any number of responses."""
+
+    def __init__(
+        self, *, record: ChatRecord, spec: ModelSpec, messages: list[dict], started_at: float
+    ) -> None:
+        self.record_id: int = record.pk
+        self.session_id: int = record.session_id
+        self.spec = spec
+        self.messages = messages
+        self.frames: list[bytes] = []  # the encoded event log, in order
+        self.finished = False
+        self._started_at = started_at  # monotonic time the request arrived
+        self._parts: list[str] = []
+        self._wakeup = asyncio.Event()
+        self._subscribers = 0
+        self._stop_status: str | None = None
+        self._upstream: asyncio.Task | None = None
+        self._first_token_ms: int | None = None
+        self._finish_reason: str | None = None
+        self._usage: Usage | None = None
+
+    # --- Reading the log (delivery) ---------------------------------------------------
+
+    def attach(self) -> None:
+        self._subscribers += 1
+
+    def detach(self) -> None:
+        self._subscribers -= 1
+        if self._subscribers <= 0 and not self.finished:
+            self.stop(Status.INTERRUPTED)
+
+    async def wait_for_frames(self, *, after: int, wait_seconds: float) -> bool:
+        """Wait until the log grows past `after` or ends; False if `wait_seconds` passed first."""
+        if len(self.frames) > after or self.finished:
+            return True
+        try:
+            async with asyncio.timeout(wait_seconds):
+                await self._wakeup.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    # --- Control ------------------------------------------------------------------------
+
+    def stop(self, status: str) -> bool:
+        """Cancel the upstream call; the answer so far is saved with `status`."""
+        if self.finished or self._stop_status is not None:
+            return False
+        self._stop_status = status
+        if self._upstream is not None and not self._upstream.done():
+            self._upstream.cancel()
+        return True
+
+    # --- Producing the log --------------------------------------------------------------
+
+    def _publish(self, event_type: str, payload: dict) -> None:
+        self.frames.append(events.event_frame(len(self.frames) + 1, event_type, payload))
+        self._wake()
+
+    def _wake(self) -> None:
+        self._wakeup.set()
+        self._wakeup = asyncio.Event()
+
+    def _elapsed_ms(self) -> int:
+        return int((time.monotonic() - self._started_at) * 1000)
+
+    async def run(self) -> None:
+        self._publish(
+            events.START,
+            {"record_id": self.record_id, "session_id": self.session_id, "model": self.spec.name},
+        )
+        error: ProviderError | None = None
+        cancelled_from_outside = False
+        if self._stop_status is None:
+            self._upstream = asyncio.create_task(self._relay())
+        try:
+            if self._upstream is not None:
+                await self._upstream
+            status = self._stop_status or Status.DONE
+        except asyncio.CancelledError:
+            # Either stop() cancelled the upstream task, or the server is shutting down
+            # and cancelled this task: both save what was generated so far.
+            cancelled_from_outside = self._stop_status is None
+            status = self._stop_status or Status.INTERRUPTED
+        except ProviderError as exc:
+            status, error = Status.ERROR, exc
+        except Exception:
+            logger.exception("generation of record %s failed", self.record_id)
+            status = Status.ERROR
+            error = ProviderError("internal_error", "The answer failed on our side.")
+        await self._finish(status, error)
+        if cancelled_from_outside:
+            raise asyncio.CancelledError
+
+    async def _relay(self) -> None:
+        async for chunk in provider_stream(self.spec, self.messages):
+            if chunk.text:
+                self._parts.append(chunk.text)
+                self._publish(events.DELTA, {"text": chunk.text})
+                if self._first_token_ms is None:
+                    await self._mark_streaming()
+            if chunk.finish_reason:
+                self._finish_reason = chunk.finish_reason
+            if chunk.usage:
+                self._usage = chunk.usage
+        if self._finish_reason is None:
+            raise ProviderError("upstream_incomplete", "The model's answer ended early.")
+        if self._finish_reason == "content_filter":
+            raise ProviderError("content_blocked", "The model stopped: content was filtered.")
+
+    async def _mark_streaming(self) -> None:
+        self._first_token_ms = self._elapsed_ms()
+        await sync_to_async(record_mark_streaming)(
+            record_id=self.record_id, first_token_ms=self._first_token_ms
+        )
+
+    async def _finish(self, status: str, error: ProviderError | None) -> None:
+        if error is not None:
+            self._publish(events.ERROR, {"code": error.code, "message": error.message})
+        outcome = self._outcome(status, error)
+        try:
+            await sync_to_async(record_finish)(
+                record_id=self.record_id, session_id=self.session_id, outcome=outcome
+            )
+        except Exception:
+            logger.exception("could not save record %s", self.record_id)
+            message = "The answer could not be saved."
+            self._publish(events.ERROR, {"code": "storage_error", "message": message})
+        self._publish(events.DONE, self._done_payload(outcome))
+        self.frames.append(events.DONE_FRAME)
+        self.finished = True
+        self._wake()
+
+    def _outcome(self, status: str, error: ProviderError | None) -> TurnOutcome:
+        usage = self._usage or Usage()
+        return TurnOutcome(
+            status=status,
+            answer="".join(self._parts),
+            error_code=error.code if error else "",
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            first_token_ms=self._first_token_ms,
+        )
+
+    def _done_payload(self, outcome: TurnOutcome) -> dict:
+        prompt, completion = outcome.prompt_tokens, outcome.completion_tokens
+        total = prompt + completion if prompt is not None and completion is not None else None
+        return {
+            "record_id": self.record_id,
+            "session_id": self.session_id,
+            "status": outcome.status,
+            "finish_reason": self._finish_reason,
+            "error_code": outcome.error_code or None,
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": total,
+            },
+            "timings": {"first_token_ms": outcome.first_token_ms, "total_ms": self._elapsed_ms()},
+        }
+
+
+def generation_start(
+    *, record: ChatRecord, spec: ModelSpec, messages: list[dict], started_at: float
+) -> Generation:
+    generation = Generation(record=record, spec=spec, messages=messages, started_at=started_at)
+    _live[generation.record_id] = generation
+    task = asyncio.create_task(generation.run(), name=f"generation-{generation.record_id}")
+    task.add_done_callback(lambda _: _live.pop(generation.record_id, None))
+    return generation
+
+
+def generation_live(record_id: int) -> Generation | None:
+    return _live.get(record_id)

@@ -1,0 +1,58 @@
+"""The offline demo model: a clearly labelled canned answer streamed at a realistic pace.
+
+It lets the whole product (server, mini-program, web-view page) run with no key and no
+network. The answer covers what renderers trip over: Markdown lists, a code block, CJK,
+emoji and newlines.
+"""
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+from django.conf import settings
+
+from chat.providers import UpstreamChunk, Usage
+
+# ASCII words with their trailing spaces, runs of newlines, and every other character
+# (CJK, punctuation, emoji) on its own: roughly how real models tokenize.
+_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_]+[ \t]*|\n+|[ \t]+|.", re.DOTALL)
+
+_ANSWER_TEMPLATE = """\
+> 🧪 **离线演示 · Offline demo** — no model is configured, so this answer is canned.
+
+你问的是：「{question}」
+
+这是一个打字机效果的演示回答，逐字流式返回 ✨：
+
+1. **服务器**：Django + ASGI，`StreamingHttpResponse` 按 SSE 事件实时推送；
+2. **小程序**：`wx.request` 开启 `enableChunked`，按字节解码，中文不会乱码；
+3. **网页**：web-view 页面同样实时显示。
+
+```python
+async for event in stream:
+    print(event["text"], end="")
+```
+
+To use a real model, set `LLM_API_KEY` (and `LLM_BASE_URL`, `LLM_MODEL`) and restart. 🚀
+"""
+
+
+def offline_answer(question: str) -> str:
+    shown = question if len(question) <= 80 else question[:80] + "…"
+    return _ANSWER_TEMPLATE.format(question=shown)
+
+
+def offline_tokens(text: str) -> list[str]:
+    return _TOKEN_PATTERN.findall(text)
+
+
+async def offline_stream(messages: list[dict]) -> AsyncIterator[UpstreamChunk]:
+    question = str(messages[-1]["content"]) if messages else ""
+    tokens = offline_tokens(offline_answer(question))
+    pause = 1.0 / settings.CHAT_OFFLINE_TOKENS_PER_SECOND
+    for token in tokens:
+        await asyncio.sleep(pause)
+        yield UpstreamChunk(text=token)
+    prompt_chars = sum(len(str(m.get("content", ""))) for m in messages)
+    usage = Usage(prompt_tokens=max(1, prompt_chars // 2), completion_tokens=len(tokens))
+    yield UpstreamChunk(finish_reason="stop", usage=usage)

@@ -1,0 +1,221 @@
+"""The provider layer: named models over any OpenAI-compatible API, plus the offline demo.
+
+OpenAI, DeepSeek, Qwen, Moonshot, vLLM and Ollama differ only in configuration (base URL,
+key, model id), so one `AsyncOpenAI` client per model covers them all.
+"""
+
+import asyncio
+import functools
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import openai
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_MODEL_NAME = "offline-demo"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # what clients send as "model"
+    model_id: str  # what the upstream API calls it
+    display_name: str
+    base_url: str = ""
+    api_key: str = field(default="", repr=False)
+    max_tokens: int = 2048
+    timeout: float = 60.0
+    max_retries: int = 0
+    include_usage: bool = True
+    offline: bool = False
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class UpstreamChunk:
+    """One step of an answer: text, and at the end the finish reason and token usage."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+class ProviderError(Exception):
+    """An upstream failure, with the stable code clients see in the `error` event."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# --- Configuration ------------------------------------------------------------------------
+
+
+def _spec_from_entry(entry: dict, *, fallback_name: str = "") -> ModelSpec:
+    if not isinstance(entry, dict):
+        raise ImproperlyConfigured("LLM_MODELS entries must be JSON objects")
+    name = str(entry.get("name") or fallback_name)
+    if not name:
+        raise ImproperlyConfigured("every LLM_MODELS entry needs a name")
+    api_key = entry.get("api_key", "")
+    if entry.get("api_key_env"):
+        from chatproject.env import env_str
+
+        api_key = env_str(entry["api_key_env"])
+    try:
+        return ModelSpec(
+            name=name,
+            model_id=str(entry.get("model") or name),
+            display_name=str(entry.get("display_name") or name),
+            base_url=str(entry.get("base_url") or settings.LLM_BASE_URL),
+            api_key=str(api_key or "none"),  # local servers (Ollama, vLLM) accept any key
+            max_tokens=int(entry.get("max_tokens", settings.LLM_MAX_TOKENS)),
+            timeout=float(entry.get("timeout", settings.LLM_TIMEOUT_SECONDS)),
+            max_retries=int(entry.get("max_retries", 0)),
+            include_usage=bool(entry.get("include_usage", True)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"LLM_MODELS entry {name!r}: {exc}") from None
+
+
+def _offline_spec() -> ModelSpec:
+    return ModelSpec(
+        name=OFFLINE_MODEL_NAME, model_id=OFFLINE_MODEL_NAME, display_name="离线演示 Offline demo",
+        offline=True,
+    )  # fmt: skip
+
+
+@functools.cache
+def model_registry() -> dict[str, ModelSpec]:
+    """Every model a client may ask for, by name, the default first."""
+    specs: list[ModelSpec] = []
+    configured = settings.LLM_MODELS
+    if isinstance(configured, dict):
+        specs += [_spec_from_entry(e, fallback_name=n) for n, e in configured.items()]
+    elif isinstance(configured, list):
+        specs += [_spec_from_entry(e) for e in configured]
+    elif configured is not None:
+        raise ImproperlyConfigured("LLM_MODELS must be a JSON list or object")
+    if settings.LLM_API_KEY:
+        specs.append(
+            _spec_from_entry({"name": settings.LLM_MODEL, "api_key": settings.LLM_API_KEY})
+        )
+    if not specs or settings.LLM_OFFLINE:
+        specs.append(_offline_spec())
+    registry = {spec.name: spec for spec in specs}
+    default = settings.LLM_DEFAULT_MODEL or specs[0].name
+    if default not in registry:
+        raise ImproperlyConfigured(f"LLM_DEFAULT_MODEL {default!r} is not a configured model")
+    return {default: registry[default]} | registry
+
+
+@receiver(setting_changed)
+def _forget_registry(*, setting: str, **kwargs: object) -> None:
+    if setting.startswith("LLM_"):
+        model_registry.cache_clear()
+
+
+def model_lookup(name: str | None) -> ModelSpec | None:
+    registry = model_registry()
+    if not name:
+        return next(iter(registry.values()))
+    return registry.get(name)
+
+
+# --- Streaming ----------------------------------------------------------------------------
+
+# One client (one connection pool) per model and event loop: pools cannot cross loops.
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, openai.AsyncOpenAI]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _client_for(spec: ModelSpec) -> openai.AsyncOpenAI:
+    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    client = per_loop.get(spec.name)
+    if client is None:
+        client = openai.AsyncOpenAI(
+            base_url=spec.base_url,
+            api_key=spec.api_key,
+            timeout=spec.timeout,
+            max_retries=spec.max_retries,
+        )
+        per_loop[spec.name] = client
+    return client
+
+
+def provider_error_from(exc: openai.OpenAIError) -> ProviderError:
+    """Map the SDK's exceptions to the stable codes of the wire protocol."""
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderError("upstream_timeout", "The model took too long to answer.")
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderError("upstream_unavailable", "The model service could not be reached.")
+    if isinstance(exc, openai.RateLimitError):
+        return ProviderError("rate_limited", "The model service is busy; try again shortly.")
+    if isinstance(exc, openai.APIStatusError):
+        if _is_content_block(exc):
+            return ProviderError("content_blocked", "The model declined this content.")
+        if exc.status_code >= 500:
+            return ProviderError("upstream_unavailable", "The model service is unavailable.")
+        logger.warning("upstream refused the request: %s %s", exc.status_code, exc.message)
+        return ProviderError("upstream_error", "The model service refused the request.")
+    if isinstance(exc, openai.APIError):
+        # An error object inside the stream itself.
+        return ProviderError("upstream_error", "The model service reported an error mid-answer.")
+    return ProviderError("upstream_error", "The model service failed.")
+
+
+_CONTENT_BLOCK_CODES = {"content_filter", "content_policy_violation", "data_inspection_failed"}
+
+
+def _is_content_block(exc: openai.APIStatusError) -> bool:
+    return str(exc.code or "") in _CONTENT_BLOCK_CODES
+
+
+async def provider_stream(spec: ModelSpec, messages: list[dict]) -> AsyncIterator[UpstreamChunk]:
+    """The answer as it is generated; raises ProviderError on any upstream failure."""
+    if spec.offline:
+        from chat.offline import offline_stream
+
+        async for chunk in offline_stream(messages):
+            yield chunk
+        return
+    try:
+        async for chunk in _openai_stream(spec, messages):
+            yield chunk
+    except openai.OpenAIError as exc:
+        raise provider_error_from(exc) from exc
+
+
+async def _openai_stream(spec: ModelSpec, messages: list[dict]) -> AsyncIterator[UpstreamChunk]:
+    extra = {"stream_options": {"include_usage": True}} if spec.include_usage else {}
+    stream = await _client_for(spec).chat.completions.create(
+        model=spec.model_id, messages=messages, max_tokens=spec.max_tokens, stream=True, **extra
+    )
+    # `async with` closes the upstream HTTP response on every exit, cancellation included,
+    # so a stopped answer stops costing tokens at once.
+    async with stream:
+        async for chunk in stream:
+            usage = None
+            if chunk.usage is not None:
+                usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+            if not chunk.choices:
+                if usage:
+                    yield UpstreamChunk(usage=usage)
+                continue
+            choice = chunk.choices[0]
+            text = (choice.delta.content or "") if choice.delta else ""
+            if text or choice.finish_reason or usage:
+                yield UpstreamChunk(text=text, finish_reason=choice.finish_reason, usage=usage)

@@ -1,0 +1,36 @@
+"""Reads: what the stream endpoint needs to know before it asks the model."""
+
+from django.conf import settings
+
+from chat.models import ChatRecord, ChatSession
+
+# Turns worth showing the model again: finished ones with an answer, even if cut short.
+_CONTEXT_STATUSES = (
+    ChatRecord.Status.DONE,
+    ChatRecord.Status.STOPPED,
+    ChatRecord.Status.INTERRUPTED,
+)
+
+
+def session_get_owned(*, owner_id: int, session_id: int) -> ChatSession | None:
+    return ChatSession.objects.filter(pk=session_id, owner_id=owner_id, is_deleted=False).first()
+
+
+def context_messages(*, session: ChatSession, question: str) -> list[dict]:
+    """System prompt, the session's last N answered turns, then the new question."""
+    messages: list[dict] = []
+    if settings.CHAT_SYSTEM_PROMPT:
+        messages.append({"role": "system", "content": settings.CHAT_SYSTEM_PROMPT})
+    turns = settings.CHAT_CONTEXT_TURNS
+    if turns and session.pk:
+        recent = (
+            ChatRecord.objects.filter(session=session, status__in=_CONTEXT_STATUSES)
+            .exclude(answer="")
+            .order_by("-created_at", "-pk")
+            .values_list("question", "answer")[:turns]
+        )
+        for past_question, past_answer in reversed(recent):
+            messages.append({"role": "user", "content": past_question})
+            messages.append({"role": "assistant", "content": past_answer})
+    messages.append({"role": "user", "content": question})
+    return messages

@@ -1,0 +1,109 @@
+"""Writes: open a turn (session + pending record) and save its outcome.
+
+Each write is one short transaction. Nothing is held open while the answer streams, so
+hundreds of concurrent streams on SQLite queue for a few milliseconds each instead of
+hitting "database is locked".
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from chat.models import ChatRecord, ChatSession
+from chat.selectors import context_messages, session_get_owned
+from chatproject.errors import ApplicationError
+
+_TITLE_LENGTH = 30
+_OPEN_STATUSES = (ChatRecord.Status.PENDING, ChatRecord.Status.STREAMING)
+
+
+@dataclass(frozen=True)
+class OpenedTurn:
+    record: ChatRecord
+    messages: list[dict]  # what the model is sent: system prompt, context, question
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    status: str
+    answer: str
+    error_code: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    first_token_ms: int | None = None
+    finished_at: datetime | None = None
+
+
+def turn_open(
+    *,
+    owner: User,
+    question: str,
+    session_id: int | None,
+    model_name: str,
+    client_id: str = "",
+    terminal: str = ChatRecord.Terminal.API,
+    question_type: str = "",
+) -> OpenedTurn:
+    """Save the question before any model call, so it survives whatever happens next."""
+    session = _session_for_turn(owner=owner, session_id=session_id, question=question)
+    messages = context_messages(session=session, question=question)
+    if client_id and ChatRecord.objects.filter(owner=owner, client_id=client_id).exists():
+        raise _duplicate_client_id()
+    try:
+        with transaction.atomic():
+            if session.pk is None:
+                session.save()
+            record = ChatRecord.objects.create(
+                session=session,
+                owner=owner,
+                question=question,
+                model_name=model_name,
+                client_id=client_id,
+                terminal=terminal,
+                question_type=question_type,
+            )
+            ChatSession.objects.filter(pk=session.pk).update(updated_at=record.created_at)
+    except IntegrityError:
+        raise _duplicate_client_id() from None  # a concurrent request won the race
+    return OpenedTurn(record=record, messages=messages)
+
+
+def _session_for_turn(*, owner: User, session_id: int | None, question: str) -> ChatSession:
+    if session_id is None:
+        return ChatSession(owner=owner, title=question.strip()[:_TITLE_LENGTH])
+    session = session_get_owned(owner_id=owner.pk, session_id=session_id)
+    if session is None:
+        # Same answer for "not yours" and "does not exist": ids are not an oracle.
+        raise ApplicationError("session_not_found", "No such chat session.", status=404)
+    return session
+
+
+def _duplicate_client_id() -> ApplicationError:
+    return ApplicationError(
+        "duplicate_client_id", "A record with this client_id already exists.", status=409
+    )
+
+
+def record_mark_streaming(*, record_id: int, first_token_ms: int) -> None:
+    ChatRecord.objects.filter(pk=record_id, status=ChatRecord.Status.PENDING).update(
+        status=ChatRecord.Status.STREAMING, first_token_ms=first_token_ms
+    )
+
+
+def record_finish(*, record_id: int, session_id: int, outcome: TurnOutcome) -> None:
+    """Save the answer once, at the end: never a write per token."""
+    finished_at = outcome.finished_at or timezone.now()
+    with transaction.atomic():
+        ChatRecord.objects.filter(pk=record_id, status__in=_OPEN_STATUSES).update(
+            status=outcome.status,
+            answer=outcome.answer,
+            error_code=outcome.error_code,
+            prompt_tokens=outcome.prompt_tokens,
+            completion_tokens=outcome.completion_tokens,
+            first_token_ms=outcome.first_token_ms,
+            finished_at=finished_at,
+        )
+        ChatSession.objects.filter(pk=session_id).update(updated_at=finished_at)
