@@ -4,12 +4,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core import signing
 from django.utils import timezone
 
 from accounts.models import AccessToken, User
+from chatproject.db import run_db
 
 _SIGNER_SALT = "accounts.access-token"
 _LAST_SEEN_RESOLUTION = timedelta(minutes=5)
@@ -59,7 +59,7 @@ def token_user(token: str) -> User:
 
 async def atoken_user(token: str) -> User:
     token_key_id(token)  # forged tokens are refused before touching the database
-    return await sync_to_async(token_user)(token)
+    return await run_db(token_user, token)
 
 
 def _user_touch(user: User) -> None:

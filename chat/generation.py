@@ -10,12 +10,11 @@ import asyncio
 import logging
 import time
 
-from asgiref.sync import sync_to_async
-
 from chat import events
 from chat.models import ChatRecord
 from chat.providers import ModelSpec, ProviderError, Usage, provider_stream
 from chat.services import TurnOutcome, record_finish, record_mark_streaming
+from chatproject.db import run_db
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +137,8 @@ class Generation:
 
     async def _mark_streaming(self) -> None:
         self._first_token_ms = self._elapsed_ms()
-        await sync_to_async(record_mark_streaming)(
-            record_id=self.record_id, first_token_ms=self._first_token_ms
+        await run_db(
+            record_mark_streaming, record_id=self.record_id, first_token_ms=self._first_token_ms
         )
 
     async def _finish(self, status: str, error: ProviderError | None) -> None:
@@ -147,8 +146,8 @@ class Generation:
             self._publish(events.ERROR, {"code": error.code, "message": error.message})
         outcome = self._outcome(status, error)
         try:
-            await sync_to_async(record_finish)(
-                record_id=self.record_id, session_id=self.session_id, outcome=outcome
+            await run_db(
+                record_finish, record_id=self.record_id, session_id=self.session_id, outcome=outcome
             )
         except Exception:
             logger.exception("could not save record %s", self.record_id)

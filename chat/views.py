@@ -2,7 +2,6 @@
 
 import time
 
-from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -12,6 +11,7 @@ from chat.delivery import event_stream_response
 from chat.generation import generation_start
 from chat.services import turn_open
 from chat.stream_input import stream_request_parse
+from chatproject.db import run_db
 from chatproject.errors import ApplicationError, application_error_response, error_response
 
 
@@ -35,7 +35,8 @@ async def chat_stream(request: HttpRequest) -> HttpResponseBase:
     try:
         user = await authenticate_request(request)
         params = stream_request_parse(_request_body(request))
-        turn = await sync_to_async(turn_open)(
+        turn = await run_db(
+            turn_open,
             owner=user,
             question=params.question,
             session_id=params.session_id,

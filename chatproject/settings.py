@@ -82,8 +82,16 @@ TEMPLATES = [
 def _database_from_env() -> dict:
     url = env_str("DATABASE_URL")
     if url:
-        database = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
-        database.setdefault("TEST", {})
+        database = dj_database_url.parse(url)
+        if database["ENGINE"].endswith("postgresql"):
+            # Under ASGI every request runs in its own thread: connections come from a
+            # bounded pool and go back to it (CONN_MAX_AGE must be 0 with a pool).
+            database["CONN_MAX_AGE"] = 0
+            database.setdefault("OPTIONS", {})["pool"] = {
+                "min_size": 2,
+                "max_size": env_int("DB_POOL_SIZE", 20, minimum=2),
+                "timeout": 10,
+            }
         return database
     # SQLite tuned for many concurrent streams: WAL lets readers run beside the writer,
     # IMMEDIATE transactions take the write lock up front (no lock-upgrade deadlocks), and
@@ -91,6 +99,7 @@ def _database_from_env() -> dict:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": env_str("SQLITE_PATH", str(VAR_DIR / "db.sqlite3")),
+        "CONN_MAX_AGE": 600,
         "OPTIONS": {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
@@ -102,6 +111,10 @@ def _database_from_env() -> dict:
 
 
 DATABASES = {"default": _database_from_env()}
+_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
+# Threads that run the stream path's database work (see chatproject/db.py). SQLite has one
+# writer at a time anyway, so one thread there avoids lock contention entirely.
+CHAT_DB_THREADS = env_int("CHAT_DB_THREADS", 1 if _SQLITE else 4, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 

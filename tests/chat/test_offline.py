@@ -1,0 +1,48 @@
+"""The zero-configuration default: the offline demo model answers with no network."""
+
+import pytest
+from django.test import AsyncClient, override_settings
+
+from chat.models import ChatRecord
+from chat.offline import offline_answer, offline_tokens
+from chat.providers import OFFLINE_MODEL_NAME, model_lookup
+from tests.support.sse import FrameReader, StreamTranscript
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_offline_model_is_the_default_when_no_model_is_configured():
+    with override_settings(LLM_MODELS=None, LLM_API_KEY=""):
+        assert model_lookup(None).name == OFFLINE_MODEL_NAME
+
+
+def test_offline_tokens_rebuild_the_answer_exactly():
+    answer = offline_answer("多行\n问题 😀")
+    assert "".join(offline_tokens(answer)) == answer
+    assert len(offline_tokens(answer)) > 100
+
+
+@override_settings(LLM_MODELS=None, LLM_API_KEY="", CHAT_OFFLINE_TOKENS_PER_SECOND=5000)
+async def test_offline_demo_streams_a_labelled_markdown_answer_and_saves_it(owner_token):
+    response = await AsyncClient().post(
+        "/api/chat/stream",
+        data={"question": "你好 👋"},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {owner_token}"},
+    )
+    transcript = StreamTranscript(response.status_code, dict(response.headers))
+    reader = FrameReader(transcript)
+    async for chunk in response.streaming_content:
+        reader.feed(chunk)
+    reader.finish()
+
+    text = transcript.text
+    assert "Offline demo" in text
+    assert "你好 👋" in text
+    assert "```python" in text
+    assert "\n1. " in text
+    assert transcript.done["status"] == "done"
+    assert transcript.start["model"] == OFFLINE_MODEL_NAME
+    record = await ChatRecord.objects.aget(pk=transcript.done["record_id"])
+    assert record.answer == text
+    assert record.completion_tokens == len(transcript.of_type("delta"))

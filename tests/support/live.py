@@ -1,0 +1,104 @@
+"""A real ASGI server process (daphne) for end-to-end tests, and a client for its streams."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from django.db import connection
+
+from tests.support.sse import FrameReader, StreamTranscript
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_env() -> dict[str, str]:
+    """Point a child process at the test database pytest-django created."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return {"SQLITE_PATH": str(db["NAME"]), "DATABASE_URL": ""}
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return {"DATABASE_URL": f"postgres://{auth}{db.get('HOST') or ''}{port}/{db['NAME']}"}
+
+
+class LiveServer:
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._env = {**os.environ, **env}
+        self._log_path = log_path
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        command.append("chatproject.asgi:application")
+        log = self._log_path.open("ab")
+        self._process = subprocess.Popen(command, cwd=ROOT, env=self._env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"server exited; see {self._log_path}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start; see {self._log_path}")
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+    def log_text(self) -> str:
+        return self._log_path.read_text(errors="replace")
+
+
+async def stream_chat(
+    client: httpx.AsyncClient,
+    token: str | None,
+    body: dict | bytes,
+    *,
+    on_event: Callable | None = None,
+    headers: dict[str, str] | None = None,
+) -> StreamTranscript:
+    """POST to the stream endpoint and read the whole answer frame by frame.
+
+    `on_event(event, transcript)` may return True to hang up right there.
+    """
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    if token:
+        all_headers["Authorization"] = f"Bearer {token}"
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    async with client.stream(
+        "POST", "/api/chat/stream", content=content, headers=all_headers
+    ) as response:
+        transcript = StreamTranscript(response.status_code, dict(response.headers))
+        reader = FrameReader(transcript)
+        async for chunk in response.aiter_raw():
+            transcript.raw += chunk
+            if response.status_code != 200:
+                continue
+            for event in reader.feed(chunk):
+                if on_event and on_event(event, transcript):
+                    return transcript  # leaving the block closes the connection
+        if response.status_code == 200:
+            reader.finish()
+    return transcript
