@@ -61,6 +61,9 @@ class ChatRecord(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Refreshed (with the partial answer as a checkpoint) while a server process generates;
+    # a stale one means that process died and the reaper may close the record.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
 
