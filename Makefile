@@ -15,6 +15,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py reap_streams
 	$(PY) manage.py runserver 127.0.0.1:8000
 
 lint: $(STAMP)

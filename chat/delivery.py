@@ -1,7 +1,9 @@
-"""Delivery: the HTTP response that writes a generation's events as they appear.
+"""Delivery: the HTTP response that writes an answer's events as they appear.
 
 Every frame is handed to the server the moment it exists (no buffering to the end), and a
 `: ping` comment goes out after each quiet interval so proxies keep the connection open.
+A response reads either the generation in this process or, with Redis, the log that the
+generating process mirrors there (a resume that landed on another process).
 """
 
 from collections.abc import AsyncIterator
@@ -9,13 +11,13 @@ from collections.abc import AsyncIterator
 from django.conf import settings
 from django.http import StreamingHttpResponse
 
-from chat import events
+from chat import eventbus, events
 from chat.generation import Generation
 
 
-async def event_stream(generation: Generation) -> AsyncIterator[bytes]:
-    """The generation's frames from the first on; leaving early detaches from it."""
-    sent = 0
+async def event_stream(generation: Generation, *, after: int = 0) -> AsyncIterator[bytes]:
+    """The generation's frames after event id `after`; leaving early detaches from it."""
+    sent, delivered_done = after, False
     generation.attach()
     try:
         while True:
@@ -24,8 +26,12 @@ async def event_stream(generation: Generation) -> AsyncIterator[bytes]:
                 # one write; each is still a complete SSE frame.
                 pending = generation.frames[sent:]
                 sent += len(pending)
+                delivered_done = pending[-1] == events.DONE_FRAME
                 yield b"".join(pending)
             elif generation.finished:
+                if not delivered_done:
+                    # The client claimed an id past the end: it has every event.
+                    yield events.DONE_FRAME
                 return
             elif not await generation.wait_for_frames(
                 after=sent, wait_seconds=settings.CHAT_PING_SECONDS
@@ -36,11 +42,18 @@ async def event_stream(generation: Generation) -> AsyncIterator[bytes]:
         generation.detach()
 
 
-def event_stream_response(generation: Generation) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(
-        event_stream(generation), content_type="text/event-stream; charset=utf-8"
-    )
+def _sse_response(content: AsyncIterator[bytes], record_id: int) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(content, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each write straight through
-    response["X-Record-Id"] = str(generation.record_id)
+    response["X-Record-Id"] = str(record_id)
     return response
+
+
+def event_stream_response(generation: Generation, *, after: int = 0) -> StreamingHttpResponse:
+    return _sse_response(event_stream(generation, after=after), generation.record_id)
+
+
+def mirrored_stream_response(record_id: int, *, after: int) -> StreamingHttpResponse:
+    frames = eventbus.read_log(record_id, after=after, ping_seconds=settings.CHAT_PING_SECONDS)
+    return _sse_response(frames, record_id)

@@ -2,15 +2,19 @@
 
 Generation is kept apart from delivery (`chat/delivery.py`): the task below owns the
 upstream call, the answer text and the single save at the end; responses only read its
-event log. A client that hangs up detaches from the log; the last one to leave stops the
-generation, and the partial answer is saved as `interrupted`.
+event log. A client that hangs up detaches from the log but does not cancel the answer:
+generation goes on, and a client may resume from any event id. Only when no client has
+been attached for `CHAT_DETACH_GRACE_SECONDS` is the upstream call cancelled and the
+partial answer saved as `interrupted`.
 """
 
 import asyncio
 import logging
 import time
 
-from chat import events
+from django.conf import settings
+
+from chat import eventbus, events
 from chat.models import ChatRecord
 from chat.providers import ModelSpec, ProviderError, Usage, provider_stream
 from chat.services import TurnOutcome, record_finish, record_mark_streaming
@@ -22,6 +26,9 @@ Status = ChatRecord.Status
 
 # Live generations by record id, which also keeps their tasks referenced until they end.
 _live: dict[int, "Generation"] = {}
+# Finished ones, kept for resume until the replay TTL (only without Redis, which keeps
+# the logs of every process).
+_recent: dict[int, "Generation"] = {}
 
 
 class Generation:
@@ -34,8 +41,11 @@ class Generation:
         self.session_id: int = record.session_id
         self.spec = spec
         self.messages = messages
-        self.frames: list[bytes] = []  # the encoded event log, in order
+        self.frames: list[bytes] = []  # the encoded event log, in order; frame n has id n+1
         self.finished = False
+        self.status: str | None = None  # the saved status, once finished
+        self._finished = asyncio.Event()
+        self._grace_timer: asyncio.TimerHandle | None = None
         self._started_at = started_at  # monotonic time the request arrived
         self._parts: list[str] = []
         self._wakeup = asyncio.Event()
@@ -48,13 +58,64 @@ class Generation:
 
     # --- Reading the log (delivery) ---------------------------------------------------
 
+    @property
+    def event_count(self) -> int:
+        """How many events (frames with an id) the log holds."""
+        return len(self.frames) - (1 if self.finished else 0)
+
+    @property
+    def answer_so_far(self) -> str:
+        return "".join(self._parts)
+
     def attach(self) -> None:
         self._subscribers += 1
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
 
     def detach(self) -> None:
         self._subscribers -= 1
         if self._subscribers <= 0 and not self.finished:
+            self._start_grace()
+
+    def _start_grace(self) -> None:
+        grace = settings.CHAT_DETACH_GRACE_SECONDS
+        if grace <= 0:
             self.stop(Status.INTERRUPTED)
+            return
+        loop = asyncio.get_running_loop()
+        self._grace_timer = loop.call_later(grace, self._grace_over)
+
+    def _grace_over(self) -> None:
+        self._grace_timer = None
+        if self._subscribers > 0 or self.finished:
+            return
+        if eventbus.enabled():
+            # A client may be reading this answer through another process.
+            _spawn(self._stop_unless_read_elsewhere())
+        else:
+            self.stop(Status.INTERRUPTED)
+
+    async def _stop_unless_read_elsewhere(self) -> None:
+        try:
+            read_elsewhere = await eventbus.has_remote_reader(self.record_id)
+        except Exception:
+            logger.exception("could not ask Redis about readers of %s", self.record_id)
+            read_elsewhere = False
+        if self._subscribers > 0 or self.finished:
+            return
+        if read_elsewhere:
+            self._start_grace()
+        else:
+            self.stop(Status.INTERRUPTED)
+
+    async def wait_finished(self, wait_seconds: float) -> bool:
+        try:
+            async with asyncio.timeout(wait_seconds):
+                await self._finished.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def wait_for_frames(self, *, after: int, wait_seconds: float) -> bool:
         """Wait until the log grows past `after` or ends; False if `wait_seconds` passed first."""
@@ -156,6 +217,8 @@ class Generation:
         self._publish(events.DONE, self._done_payload(outcome))
         self.frames.append(events.DONE_FRAME)
         self.finished = True
+        self.status = status
+        self._finished.set()
         self._wake()
 
     def _outcome(self, status: str, error: ProviderError | None) -> TurnOutcome:
@@ -187,15 +250,58 @@ class Generation:
         }
 
 
+def _spawn(coroutine) -> asyncio.Task:
+    task = asyncio.create_task(coroutine)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+_background: set[asyncio.Task] = set()
+
+
 def generation_start(
     *, record: ChatRecord, spec: ModelSpec, messages: list[dict], started_at: float
 ) -> Generation:
+    from chat import lifecycle  # the process-wide loops start with the first answer
+
+    lifecycle.ensure_running()
     generation = Generation(record=record, spec=spec, messages=messages, started_at=started_at)
     _live[generation.record_id] = generation
     task = asyncio.create_task(generation.run(), name=f"generation-{generation.record_id}")
-    task.add_done_callback(lambda _: _live.pop(generation.record_id, None))
+    task.add_done_callback(lambda _: _generation_ended(generation))
+    if eventbus.enabled():
+        _spawn(_mirror(generation))
     return generation
+
+
+async def _mirror(generation: Generation) -> None:
+    async def wait(*, after: int) -> None:
+        await generation.wait_for_frames(after=after, wait_seconds=60)
+
+    try:
+        await eventbus.mirror_log(generation.record_id, generation.frames, wait)
+    except Exception:
+        logger.exception("could not mirror record %s to Redis", generation.record_id)
+
+
+def _generation_ended(generation: Generation) -> None:
+    _live.pop(generation.record_id, None)
+    if eventbus.enabled():
+        return
+    _recent[generation.record_id] = generation
+    loop = asyncio.get_running_loop()
+    loop.call_later(settings.CHAT_REPLAY_TTL_SECONDS, _recent.pop, generation.record_id, None)
 
 
 def generation_live(record_id: int) -> Generation | None:
     return _live.get(record_id)
+
+
+def generation_find(record_id: int) -> Generation | None:
+    """The generation of a record in this process, live or recently finished."""
+    return _live.get(record_id) or _recent.get(record_id)
+
+
+def generations_live() -> list[Generation]:
+    return list(_live.values())

@@ -16,6 +16,14 @@ def session_get_owned(*, owner_id: int, session_id: int) -> ChatSession | None:
     return ChatSession.objects.filter(pk=session_id, owner_id=owner_id, is_deleted=False).first()
 
 
+def record_get_owned(*, owner_id: int, record_id: int) -> ChatRecord | None:
+    return ChatRecord.objects.filter(pk=record_id, owner_id=owner_id).first()
+
+
+def record_status(*, record_id: int) -> str:
+    return ChatRecord.objects.filter(pk=record_id).values_list("status", flat=True).get()
+
+
 def context_messages(*, session: ChatSession, question: str) -> list[dict]:
     """System prompt, the session's last N answered turns, then the new question."""
     messages: list[dict] = []

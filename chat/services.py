@@ -5,8 +5,9 @@ hundreds of concurrent streams on SQLite queue for a few milliseconds each inste
 hitting "database is locked".
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -64,6 +65,7 @@ def turn_open(
                 client_id=client_id,
                 terminal=terminal,
                 question_type=question_type,
+                heartbeat_at=timezone.now(),
             )
             ChatSession.objects.filter(pk=session.pk).update(updated_at=record.created_at)
     except IntegrityError:
@@ -107,3 +109,28 @@ def record_finish(*, record_id: int, session_id: int, outcome: TurnOutcome) -> N
             finished_at=finished_at,
         )
         ChatSession.objects.filter(pk=session_id).update(updated_at=finished_at)
+
+
+def records_checkpoint(*, partial_answers: dict[int, str]) -> None:
+    """Save each live answer so far and refresh its heartbeat: what survives a crash."""
+    now = timezone.now()
+    with transaction.atomic():
+        for record_id, answer in partial_answers.items():
+            ChatRecord.objects.filter(pk=record_id, status__in=_OPEN_STATUSES).update(
+                answer=answer, heartbeat_at=now
+            )
+
+
+def records_reap(*, stale_after_seconds: float, exclude_ids: Iterable[int] = ()) -> list[int]:
+    """Close records whose generating process died: status `interrupted`, the answer as of
+    its last checkpoint, error code `server_lost`. A live answer's heartbeat is fresh."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stale_after_seconds)
+    stale = ChatRecord.objects.filter(status__in=_OPEN_STATUSES, heartbeat_at__lt=cutoff)
+    stale = stale.exclude(pk__in=list(exclude_ids))
+    with transaction.atomic():
+        ids = list(stale.select_for_update().values_list("pk", flat=True))
+        ChatRecord.objects.filter(pk__in=ids, status__in=_OPEN_STATUSES).update(
+            status=ChatRecord.Status.INTERRUPTED, error_code="server_lost", finished_at=now
+        )
+    return ids

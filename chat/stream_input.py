@@ -96,3 +96,17 @@ def stream_request_parse(raw_body: bytes) -> StreamRequest:
         terminal=_terminal(body),
         question_type=_optional_str(body, "question_type", max_length=_QUESTION_TYPE_MAX),
     )
+
+
+def last_event_id_parse(header: str | None, query: str | None) -> int:
+    """The last event id a resuming client saw (header first, then query); 0 if none."""
+    raw = header if header not in (None, "") else query
+    if raw in (None, ""):
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise _invalid("invalid_last_event_id", "Last-Event-ID must be a whole number ≥ 0.")
+    return value

@@ -1,18 +1,29 @@
-"""The stream endpoint: request -> auth -> record -> generation -> event stream."""
+"""The stream endpoints: ask (request -> auth -> record -> generation -> event stream),
+resume an answer's events, and stop an answer."""
 
 import time
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import authenticate_request
-from chat.delivery import event_stream_response
-from chat.generation import generation_start
+from accounts.models import User
+from chat import eventbus, lifecycle
+from chat.delivery import event_stream_response, mirrored_stream_response
+from chat.generation import generation_find, generation_start
+from chat.models import ChatRecord
+from chat.selectors import record_get_owned
 from chat.services import turn_open
-from chat.stream_input import stream_request_parse
+from chat.stream_input import last_event_id_parse, stream_request_parse
 from chatproject.db import run_db
 from chatproject.errors import ApplicationError, application_error_response, error_response
+
+
+def _method_not_allowed(allowed: str) -> JsonResponse:
+    response = error_response("method_not_allowed", f"Use {allowed}.", status=405)
+    response["Allow"] = allowed
+    return response
 
 
 def _request_body(request: HttpRequest) -> bytes:
@@ -24,17 +35,27 @@ def _request_body(request: HttpRequest) -> bytes:
         ) from None
 
 
+async def _owned_record(user: User, record_id: int) -> ChatRecord:
+    record = await run_db(record_get_owned, owner_id=user.pk, record_id=record_id)
+    if record is None:
+        # Same answer for "not yours" and "does not exist": ids are not an oracle.
+        raise ApplicationError("record_not_found", "No such chat record.", status=404)
+    return record
+
+
 @csrf_exempt
 async def chat_stream(request: HttpRequest) -> HttpResponseBase:
     """POST a question, receive the answer as Server-Sent Events while it is generated."""
     started_at = time.monotonic()
     if request.method != "POST":
-        response = error_response("method_not_allowed", "Use POST.", status=405)
-        response["Allow"] = "POST"
-        return response
+        return _method_not_allowed("POST")
     try:
         user = await authenticate_request(request)
         params = stream_request_parse(_request_body(request))
+        if lifecycle.is_draining():
+            raise ApplicationError(
+                "server_draining", "This server is restarting; retry in a moment.", status=503
+            )
         turn = await run_db(
             turn_open,
             owner=user,
@@ -46,8 +67,58 @@ async def chat_stream(request: HttpRequest) -> HttpResponseBase:
             question_type=params.question_type,
         )
     except ApplicationError as error:
-        return application_error_response(error)
+        response = application_error_response(error)
+        if error.code == "server_draining":
+            response["Retry-After"] = "1"
+        return response
     generation = generation_start(
         record=turn.record, spec=params.spec, messages=turn.messages, started_at=started_at
     )
     return event_stream_response(generation)
+
+
+@csrf_exempt
+async def record_events(request: HttpRequest, record_id: int) -> HttpResponseBase:
+    """Resume: every event after the last one seen, then live until `done`."""
+    if request.method != "GET":
+        return _method_not_allowed("GET")
+    try:
+        user = await authenticate_request(request)
+        after = last_event_id_parse(
+            request.headers.get("Last-Event-ID"), request.GET.get("last_event_id")
+        )
+        record = await _owned_record(user, record_id)
+        generation = generation_find(record.pk)
+        if generation is not None:
+            return event_stream_response(generation, after=after)
+        if eventbus.enabled() and await eventbus.has_log(record.pk):
+            return mirrored_stream_response(record.pk, after=after)
+        if record.is_finished:
+            raise ApplicationError(
+                "replay_expired",
+                "This answer's events are no longer kept; read the record from the history API.",
+                status=410,
+            )
+        raise ApplicationError(
+            "stream_lost", "The server generating this answer is gone.", status=410
+        )
+    except ApplicationError as error:
+        return application_error_response(error)
+
+
+@csrf_exempt
+async def record_stop(request: HttpRequest, record_id: int) -> HttpResponseBase:
+    """Stop an answer, whichever process generates it; idempotent."""
+    if request.method != "POST":
+        return _method_not_allowed("POST")
+    try:
+        user = await authenticate_request(request)
+        record = await _owned_record(user, record_id)
+    except ApplicationError as error:
+        return application_error_response(error)
+    if record.is_finished:
+        return JsonResponse({"record_id": record.pk, "status": record.status})
+    status = await lifecycle.answer_stop(record_id=record.pk)
+    if status is None:
+        return JsonResponse({"record_id": record.pk, "status": "stopping"}, status=202)
+    return JsonResponse({"record_id": record.pk, "status": status})

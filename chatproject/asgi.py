@@ -1,5 +1,6 @@
 """ASGI entry point: `daphne chatproject.asgi:application` (or uvicorn)."""
 
+import logging
 import os
 
 from django.core.asgi import get_asgi_application
@@ -11,4 +12,24 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from chat import lifecycle  # noqa: E402
+from chat.services import records_reap  # noqa: E402
+
 application = ProtocolTypeRouter({"http": django_asgi_app})
+
+
+def _reap_at_start_up() -> None:
+    # Answers a crashed process left open are closed before this one serves anything.
+    from django.conf import settings
+
+    try:
+        reaped = records_reap(stale_after_seconds=settings.CHAT_REAP_AFTER_SECONDS)
+    except Exception:  # e.g. migrations not applied yet: serving matters more
+        logging.getLogger(__name__).exception("start-up reaper failed")
+        return
+    if reaped:
+        logging.getLogger(__name__).warning("reaped %d abandoned records at start-up", len(reaped))
+
+
+_reap_at_start_up()
+lifecycle.install_sigterm_drain()

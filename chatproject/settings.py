@@ -193,3 +193,18 @@ CHAT_CONTEXT_TURNS = env_int("CHAT_CONTEXT_TURNS", 6)
 CHAT_QUESTION_MAX_CHARS = env_int("CHAT_QUESTION_MAX_CHARS", 4000, minimum=1)
 CHAT_PING_SECONDS = env_float("CHAT_PING_SECONDS", 15.0, minimum=0.05)
 CHAT_OFFLINE_TOKENS_PER_SECOND = env_float("CHAT_OFFLINE_TOKENS_PER_SECOND", 30.0, minimum=0.1)
+
+# --- Resume, stop, several processes ------------------------------------------------------
+# A client that drops is detached, not cancelled: the answer goes on for this long with no
+# client attached before the upstream call is cancelled and the partial answer saved.
+CHAT_DETACH_GRACE_SECONDS = env_float("CHAT_DETACH_GRACE_SECONDS", 30.0)
+# How long a finished answer's events stay available for resume (then: the history API).
+CHAT_REPLAY_TTL_SECONDS = env_int("CHAT_REPLAY_TTL_SECONDS", 300, minimum=1)
+# Every this often a generating process saves the partial answer and its heartbeat.
+CHAT_CHECKPOINT_SECONDS = env_float("CHAT_CHECKPOINT_SECONDS", 5.0, minimum=0.05)
+# An open record whose heartbeat is older than this belongs to a dead process.
+CHAT_REAP_AFTER_SECONDS = env_float("CHAT_REAP_AFTER_SECONDS", 30.0, minimum=0.1)
+# On SIGTERM: refuse new streams, give running ones this long, then save them interrupted.
+CHAT_DRAIN_SECONDS = env_float("CHAT_DRAIN_SECONDS", 20.0)
+# Namespace of this deployment's keys in Redis.
+CHAT_REDIS_PREFIX = env_str("CHAT_REDIS_PREFIX", "chat")

@@ -2,11 +2,13 @@
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.db import connections
 
@@ -22,6 +24,8 @@ def _close_database_pools(django_db_setup, django_db_blocker) -> Iterator[None]:
     yield
     with django_db_blocker.unblock():
         connections.close_all()
+        # Async tests reach the ORM through asgiref's shared thread: close its connection.
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result()
         for connection in connections.all():
             if hasattr(connection, "close_pool"):
                 connection.close_pool()
@@ -43,10 +47,9 @@ def live_models(upstream: FakeUpstream) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def daphne_server(
-    django_db_setup, django_db_blocker, upstream: FakeUpstream, tmp_path_factory
-) -> Iterator[LiveServer]:
-    env = {
+def live_env(django_db_setup, upstream: FakeUpstream) -> dict[str, str]:
+    """The environment of every server process the tests start (they share DB and Redis)."""
+    return {
         **database_env(),
         "DEBUG": "0",
         "SECRET_KEY": settings.SECRET_KEY,  # tokens minted here must verify there
@@ -54,13 +57,43 @@ def daphne_server(
         "LLM_MODELS": json.dumps(live_models(upstream)),
         "LLM_API_KEY": "",
         "CHAT_PING_SECONDS": "0.4",
+        "CHAT_DETACH_GRACE_SECONDS": "1",
+        "CHAT_CHECKPOINT_SECONDS": "0.3",
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        # Record ids restart with every test database: keep each run's Redis keys apart.
+        "CHAT_REDIS_PREFIX": f"chat-test-{uuid.uuid4().hex[:8]}",
     }
-    log_path: Path = tmp_path_factory.mktemp("live") / "daphne.log"
-    server = LiveServer(env, log_path)
-    server.start()
-    yield server
-    server.stop()
+
+
+@pytest.fixture(scope="session")
+def start_server(live_env: dict[str, str], tmp_path_factory) -> Iterator:
+    """Start another real server process; all are stopped at the end of the session."""
+    started: list[LiveServer] = []
+
+    def start(**overrides: str) -> LiveServer:
+        log_path: Path = tmp_path_factory.mktemp("live") / "daphne.log"
+        server = LiveServer({**live_env, **overrides}, log_path)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def daphne_server(start_server) -> LiveServer:
+    return start_server()
+
+
+@pytest.fixture(scope="session")
+def other_server(start_server, daphne_server: LiveServer) -> LiveServer:
+    """A second process sharing PostgreSQL + Redis; on the embedded default (one process,
+    memory only) the same process stands in, so the same tests run there too."""
+    if not os.environ.get("REDIS_URL"):
+        return daphne_server
+    return start_server()
 
 
 @pytest.fixture

@@ -129,9 +129,10 @@ async def test_follow_up_questions_send_the_session_history(live_client, owner_t
     assert second.done["session_id"] == first.done["session_id"]
 
 
-async def test_hanging_up_mid_answer_cancels_upstream_and_keeps_the_partial_answer(
+async def test_hanging_up_mid_answer_cancels_upstream_after_the_grace_period(
     live_client, owner_token, upstream
 ):
+    # The live server's grace period is 1 s (CHAT_DETACH_GRACE_SECONDS); 0 cancels at once.
     tokens = [f"piece{i} " for i in range(100)]
     scenario = upstream.script(tokens=tokens, pace=0.05)
 
@@ -143,8 +144,8 @@ async def test_hanging_up_mid_answer_cancels_upstream_and_keeps_the_partial_answ
     )
     hung_up_at = time.monotonic()
 
-    assert await asyncio.to_thread(scenario.wait_aborted, 3)
-    assert scenario.closed_at - hung_up_at < 1.0
+    assert await asyncio.to_thread(scenario.wait_aborted, 4)
+    assert 0.9 < scenario.closed_at - hung_up_at < 1.0 + 1.0
     record = await _saved(transcript.start["record_id"])
     assert record.status == ChatRecord.Status.INTERRUPTED
     assert record.answer.startswith(transcript.text)

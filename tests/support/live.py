@@ -59,6 +59,17 @@ class LiveServer:
                 time.sleep(0.1)
         raise RuntimeError(f"server did not start; see {self._log_path}")
 
+    def send_signal(self, signum: int) -> None:
+        assert self._process is not None
+        self._process.send_signal(signum)
+
+    def wait_exit(self, timeout: float) -> int | None:
+        assert self._process is not None
+        try:
+            return self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self) -> None:
         if self._process and self._process.poll() is None:
             self._process.terminate()
@@ -71,25 +82,24 @@ class LiveServer:
         return self._log_path.read_text(errors="replace")
 
 
-async def stream_chat(
+async def read_events(
     client: httpx.AsyncClient,
-    token: str | None,
-    body: dict | bytes,
+    method: str,
+    path: str,
     *,
-    on_event: Callable | None = None,
+    token: str | None,
+    content: bytes | None = None,
     headers: dict[str, str] | None = None,
+    on_event: Callable | None = None,
 ) -> StreamTranscript:
-    """POST to the stream endpoint and read the whole answer frame by frame.
+    """Send one request and read its event stream frame by frame, strictly.
 
     `on_event(event, transcript)` may return True to hang up right there.
     """
-    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    all_headers = dict(headers or {})
     if token:
         all_headers["Authorization"] = f"Bearer {token}"
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    async with client.stream(
-        "POST", "/api/chat/stream", content=content, headers=all_headers
-    ) as response:
+    async with client.stream(method, path, content=content, headers=all_headers) as response:
         transcript = StreamTranscript(response.status_code, dict(response.headers))
         reader = FrameReader(transcript)
         async for chunk in response.aiter_raw():
@@ -102,3 +112,42 @@ async def stream_chat(
         if response.status_code == 200:
             reader.finish()
     return transcript
+
+
+async def stream_chat(
+    client: httpx.AsyncClient,
+    token: str | None,
+    body: dict | bytes,
+    *,
+    on_event: Callable | None = None,
+    headers: dict[str, str] | None = None,
+) -> StreamTranscript:
+    """Ask a question and read the answer's events."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return await read_events(
+        client,
+        "POST",
+        "/api/chat/stream",
+        token=token,
+        content=content,
+        headers={"Content-Type": "application/json", **(headers or {})},
+        on_event=on_event,
+    )
+
+
+async def resume_chat(
+    client: httpx.AsyncClient,
+    token: str | None,
+    record_id: int,
+    last_event_id: int | None,
+    *,
+    via: str = "header",
+    on_event: Callable | None = None,
+) -> StreamTranscript:
+    """Resume an answer's events after `last_event_id` (header, or query parameter)."""
+    path, headers = f"/api/chat/records/{record_id}/events", {}
+    if last_event_id is not None and via == "header":
+        headers["Last-Event-ID"] = str(last_event_id)
+    elif last_event_id is not None:
+        path += f"?last_event_id={last_event_id}"
+    return await read_events(client, "GET", path, token=token, headers=headers, on_event=on_event)

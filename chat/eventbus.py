@@ -1,0 +1,161 @@
+"""What crosses server processes when `REDIS_URL` is set: event logs, stops, attachment.
+
+- Each answer's event log is mirrored to a Redis stream `<prefix>:events:<record id>` (id
+  `<event id>-0`), so a client may resume on any process. Frames are copied in small
+  batches by one task per answer, off the per-token path.
+- `POST .../stop` on any process publishes on `<prefix>:stop`; the generating process
+  listens.
+- A client reading the log from another process keeps `<prefix>:attached:<id>` alive,
+  so the generating process does not take the answer for abandoned.
+
+Without Redis (the embedded default) there is one process and none of this is needed.
+"""
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from chat import events
+
+logger = logging.getLogger(__name__)
+
+_MIRROR_BATCH_SECONDS = 0.02  # a resumer on another process lags at most this much
+_LIVE_LOG_TTL_SECONDS = 3600  # safety net should a process die mid-answer
+_ATTACH_TTL_SECONDS = 10
+_ATTACH_REFRESH_SECONDS = 3
+
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def enabled() -> bool:
+    return bool(settings.REDIS_URL)
+
+
+def client() -> aioredis.Redis:
+    loop = asyncio.get_running_loop()
+    redis = _clients.get(loop)
+    if redis is None:
+        redis = aioredis.Redis.from_url(settings.REDIS_URL)
+        _clients[loop] = redis
+    return redis
+
+
+def _key(name: str) -> str:
+    # The prefix keeps deployments (and test runs) that share one Redis apart.
+    return f"{settings.CHAT_REDIS_PREFIX}:{name}"
+
+
+def log_key(record_id: int) -> str:
+    return _key(f"events:{record_id}")
+
+
+def attached_key(record_id: int) -> str:
+    return _key(f"attached:{record_id}")
+
+
+def stop_channel() -> str:
+    return _key("stop")
+
+
+# --- Writing: the generating process ------------------------------------------------------
+
+
+async def mirror_log(record_id: int, frames: list[bytes], wait: Callable) -> None:
+    """Copy a generation's frames to Redis as they appear, until its `[DONE]`.
+
+    `wait(after=n)` returns once the log has more than n frames or has ended.
+    """
+    key, sent = log_key(record_id), 0
+    while True:
+        await wait(after=sent)
+        pending = frames[sent:]
+        if pending:
+            pipe = client().pipeline(transaction=False)
+            for offset, frame in enumerate(pending, start=sent + 1):
+                pipe.xadd(key, {"f": frame}, id=f"{offset}-0")
+            pipe.expire(key, _LIVE_LOG_TTL_SECONDS)
+            await pipe.execute()
+            sent += len(pending)
+        if frames and frames[-1] == events.DONE_FRAME and sent == len(frames):
+            await client().expire(key, settings.CHAT_REPLAY_TTL_SECONDS)
+            return
+        await asyncio.sleep(_MIRROR_BATCH_SECONDS)
+
+
+async def publish_stop(record_id: int) -> None:
+    await client().publish(stop_channel(), str(record_id))
+
+
+async def listen_for_stops(on_stop: Callable[[int], None]) -> None:
+    """Run forever: call `on_stop(record_id)` for every stop published by any process."""
+    while True:
+        try:
+            pubsub = client().pubsub(ignore_subscribe_messages=True)
+            await pubsub.subscribe(stop_channel())
+            async for message in pubsub.listen():
+                if message and message.get("type") == "message":
+                    on_stop(int(message["data"]))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("stop listener lost Redis; reconnecting")
+            await asyncio.sleep(1)
+
+
+async def has_remote_reader(record_id: int) -> bool:
+    return bool(await client().exists(attached_key(record_id)))
+
+
+# --- Reading: any process -----------------------------------------------------------------
+
+
+async def has_log(record_id: int) -> bool:
+    return bool(await client().exists(log_key(record_id)))
+
+
+async def read_log(record_id: int, *, after: int, ping_seconds: float) -> AsyncIterator[bytes]:
+    """Frames after event id `after`, replayed then live, ending with `[DONE]`.
+
+    Yields `events.PING_FRAME` after each quiet `ping_seconds`.
+    """
+    redis, key, last_id = client(), log_key(record_id), f"{after}-0"
+    refreshed_at, block_ms = 0.0, None  # the first read does not wait
+    while True:
+        if time.monotonic() - refreshed_at > _ATTACH_REFRESH_SECONDS:
+            await redis.set(attached_key(record_id), b"1", ex=_ATTACH_TTL_SECONDS)
+            refreshed_at = time.monotonic()
+        reply = await redis.xread({key: last_id}, count=500, block=block_ms)
+        if not reply:
+            ended = await _log_ended(redis, key)
+            if ended is not None:
+                # Expired, or ended before the client's id: it has every event there is.
+                if ended:
+                    yield events.DONE_FRAME
+                await redis.delete(attached_key(record_id))
+                return
+            if block_ms is not None:
+                yield events.PING_FRAME
+            block_ms = int(ping_seconds * 1000)
+            continue
+        for entry_id, fields in reply[0][1]:
+            last_id = entry_id
+            frame = fields[b"f"]
+            yield frame
+            if frame == events.DONE_FRAME:
+                await redis.delete(attached_key(record_id))
+                return
+
+
+async def _log_ended(redis: aioredis.Redis, key: str) -> bool | None:
+    """True if the log ends with `[DONE]`, False if it is gone, None if still growing."""
+    last = await redis.xrevrange(key, count=1)
+    if not last:
+        return False
+    return True if last[0][1][b"f"] == events.DONE_FRAME else None

@@ -1,0 +1,154 @@
+"""The server process around the answers: heartbeats, the reaper, stops, and draining.
+
+- Every `CHAT_CHECKPOINT_SECONDS` the process saves each live answer so far and refreshes
+  its heartbeat (one short transaction for all of them). If the process dies, that
+  checkpoint is what the reaper keeps.
+- The reaper closes records whose heartbeat went stale: at start-up (`manage.py
+  reap_streams`, and chatproject/asgi.py), and every minute from every live process.
+- With Redis, stops published by any process reach the one generating.
+- SIGTERM drains: new streams are refused (503 `server_draining`), running answers get
+  `CHAT_DRAIN_SECONDS` to finish, the rest are saved `interrupted`, then the server stops.
+"""
+
+import asyncio
+import logging
+import signal
+import sys
+
+from django.conf import settings
+
+from chat import eventbus
+from chat.generation import Status, generation_live, generations_live
+from chat.services import records_checkpoint, records_reap
+from chatproject.db import run_db
+
+logger = logging.getLogger(__name__)
+
+_REAP_EVERY_SECONDS = 60.0
+
+_running: dict[asyncio.AbstractEventLoop, list[asyncio.Task]] = {}
+_draining = False
+
+
+def ensure_running() -> None:
+    """Start this process's background loops once (on the first answer it generates)."""
+    loop = asyncio.get_running_loop()
+    if loop in _running:
+        return
+    tasks = [loop.create_task(_checkpoint_loop(), name="chat-checkpoints")]
+    if eventbus.enabled():
+        tasks.append(loop.create_task(eventbus.listen_for_stops(_stop_local), name="chat-stops"))
+    _running[loop] = tasks
+
+
+def _stop_local(record_id: int) -> None:
+    generation = generation_live(record_id)
+    if generation is not None:
+        generation.stop(Status.STOPPED)
+
+
+async def _checkpoint_loop() -> None:
+    since_reap = 0.0
+    while True:
+        await asyncio.sleep(settings.CHAT_CHECKPOINT_SECONDS)
+        since_reap += settings.CHAT_CHECKPOINT_SECONDS
+        try:
+            await checkpoint_live_answers()
+            if since_reap >= _REAP_EVERY_SECONDS:
+                since_reap = 0.0
+                await reap_dead_answers()
+        except Exception:
+            logger.exception("checkpoint failed; will retry")
+
+
+async def checkpoint_live_answers() -> None:
+    partial = {g.record_id: g.answer_so_far for g in generations_live() if not g.finished}
+    if partial:
+        await run_db(records_checkpoint, partial_answers=partial)
+
+
+async def reap_dead_answers() -> list[int]:
+    live_ids = [g.record_id for g in generations_live()]
+    reaped = await run_db(
+        records_reap, stale_after_seconds=settings.CHAT_REAP_AFTER_SECONDS, exclude_ids=live_ids
+    )
+    if reaped:
+        logger.warning("reaped %d records left open by a dead process: %s", len(reaped), reaped)
+    return reaped
+
+
+# --- Draining on SIGTERM ------------------------------------------------------------------
+
+
+def is_draining() -> bool:
+    return _draining
+
+
+async def drain() -> None:
+    """Refuse new streams, let running answers finish for a while, save the rest."""
+    global _draining
+    _draining = True
+    running = generations_live()  # no new ones start from now on
+    logger.info("draining: %d answers running", len(running))
+    await asyncio.gather(*(g.wait_finished(settings.CHAT_DRAIN_SECONDS) for g in running))
+    leftovers = [g for g in running if not g.finished]
+    for generation in leftovers:
+        generation.stop(Status.INTERRUPTED)
+    await asyncio.gather(*(g.wait_finished(10) for g in leftovers))
+    await asyncio.sleep(0.2)  # let responses write their final frames
+    logger.info("drained; %d answers saved as interrupted", len(leftovers))
+
+
+def install_sigterm_drain() -> None:
+    """Under daphne (Twisted), replace the reactor's SIGTERM handler with a drain."""
+    if "daphne.server" not in sys.modules:
+        return
+    from twisted.internet import reactor
+
+    def on_sigterm(signum, frame) -> None:
+        if _draining:  # a second SIGTERM: stop now
+            reactor.callFromThread(reactor.stop)
+            return
+        reactor.callFromThread(_drain_then_stop)
+
+    def _drain_then_stop() -> None:
+        task = asyncio.get_event_loop().create_task(drain())
+        task.add_done_callback(lambda _: reactor.stop())
+        _running.setdefault(asyncio.get_event_loop(), []).append(task)
+
+    reactor.callWhenRunning(signal.signal, signal.SIGTERM, on_sigterm)
+
+
+# --- Stop from anywhere -------------------------------------------------------------------
+
+_STOP_WAIT_SECONDS = 3.0
+
+
+async def answer_stop(*, record_id: int) -> str | None:
+    """Stop an answer wherever it is generated; its final status, or None if still open.
+
+    Idempotent: stopping a finished answer changes nothing and reports its status.
+    """
+    generation = generation_live(record_id)
+    if generation is not None:
+        generation.stop(Status.STOPPED)
+        await generation.wait_finished(_STOP_WAIT_SECONDS)
+        return generation.status
+    if eventbus.enabled():
+        await eventbus.publish_stop(record_id)
+    return await _status_once_closed(record_id)
+
+
+async def _status_once_closed(record_id: int) -> str | None:
+    from chat.models import ChatRecord
+    from chat.selectors import record_status
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _STOP_WAIT_SECONDS
+    while True:
+        status = await run_db(record_status, record_id=record_id)
+        if status in ChatRecord.FINISHED_STATUSES:
+            return status
+        if loop.time() > deadline:
+            return None
+        await asyncio.sleep(0.05)
