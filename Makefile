@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install
+.PHONY: run test lint format install system-deps
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -27,4 +27,5 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 test: lint
+	./scripts/system-deps.sh
 	$(PY) -m pytest
