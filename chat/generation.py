@@ -46,6 +46,12 @@ class Generation:
         self.status: str | None = None  # the saved status, once finished
         self._finished = asyncio.Event()
         self._grace_timer: asyncio.TimerHandle | None = None
+        # Deltas that arrive within CHAT_COALESCE_MS of the last one published travel in
+        # one event: fewer frames, writes and mini-program setData calls, same text.
+        self._coalesce_seconds = settings.CHAT_COALESCE_MS / 1000
+        self._unsent: list[str] = []
+        self._last_delta_at = 0.0
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._started_at = started_at  # monotonic time the request arrived
         self._parts: list[str] = []
         self._wakeup = asyncio.Event()
@@ -184,7 +190,8 @@ class Generation:
         async for chunk in provider_stream(self.spec, self.messages):
             if chunk.text:
                 self._parts.append(chunk.text)
-                self._publish(events.DELTA, {"text": chunk.text})
+                self._unsent.append(chunk.text)
+                self._deliver_text()
                 if self._first_token_ms is None:
                     await self._mark_streaming()
             if chunk.finish_reason:
@@ -196,6 +203,23 @@ class Generation:
         if self._finish_reason == "content_filter":
             raise ProviderError("content_blocked", "The model stopped: content was filtered.")
 
+    def _deliver_text(self) -> None:
+        """Publish unsent text now, or when the coalescing window since the last ends."""
+        if self._flush_timer is not None:
+            return  # already due
+        wait = self._last_delta_at + self._coalesce_seconds - time.monotonic()
+        if wait <= 0:
+            self._flush_text()
+        else:
+            self._flush_timer = asyncio.get_running_loop().call_later(wait, self._flush_text)
+
+    def _flush_text(self) -> None:
+        self._flush_timer = None
+        if self._unsent:
+            self._publish(events.DELTA, {"text": "".join(self._unsent)})
+            self._unsent.clear()
+            self._last_delta_at = time.monotonic()
+
     async def _mark_streaming(self) -> None:
         self._first_token_ms = self._elapsed_ms()
         await run_db(
@@ -203,6 +227,9 @@ class Generation:
         )
 
     async def _finish(self, status: str, error: ProviderError | None) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        self._flush_text()  # every generated character is delivered before the end
         if error is not None:
             self._publish(events.ERROR, {"code": error.code, "message": error.message})
         outcome = self._outcome(status, error)

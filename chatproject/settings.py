@@ -183,6 +183,10 @@ LLM_DEFAULT_MODEL = env_str("LLM_DEFAULT_MODEL")
 LLM_OFFLINE = env_bool("LLM_OFFLINE", False)
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 60.0, minimum=0.1)
 LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 2048, minimum=1)
+# The SDK's HTTP transport: "aiohttp" (leaner per token) or "httpx" (the SDK's default).
+LLM_HTTP_CLIENT = env_str("LLM_HTTP_CLIENT", "aiohttp")
+if LLM_HTTP_CLIENT not in ("aiohttp", "httpx"):
+    raise ImproperlyConfigured("LLM_HTTP_CLIENT must be aiohttp or httpx")
 
 CHAT_SYSTEM_PROMPT = env_str(
     "CHAT_SYSTEM_PROMPT",
@@ -192,6 +196,9 @@ CHAT_SYSTEM_PROMPT = env_str(
 CHAT_CONTEXT_TURNS = env_int("CHAT_CONTEXT_TURNS", 6)
 CHAT_QUESTION_MAX_CHARS = env_int("CHAT_QUESTION_MAX_CHARS", 4000, minimum=1)
 CHAT_PING_SECONDS = env_float("CHAT_PING_SECONDS", 15.0, minimum=0.05)
+# Deltas arriving within this window of the last published one travel as one event
+# (matched to the ~15 updates/s a mini-program renders); 0 sends every delta at once.
+CHAT_COALESCE_MS = env_int("CHAT_COALESCE_MS", 60)
 CHAT_OFFLINE_TOKENS_PER_SECOND = env_float("CHAT_OFFLINE_TOKENS_PER_SECOND", 30.0, minimum=0.1)
 
 # --- Resume, stop, several processes ------------------------------------------------------

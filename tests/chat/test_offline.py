@@ -22,19 +22,24 @@ def test_offline_tokens_rebuild_the_answer_exactly():
     assert len(offline_tokens(answer)) > 100
 
 
-@override_settings(LLM_MODELS=None, LLM_API_KEY="", CHAT_OFFLINE_TOKENS_PER_SECOND=5000)
-async def test_offline_demo_streams_a_labelled_markdown_answer_and_saves_it(owner_token):
+async def _ask(token: str, question: str) -> StreamTranscript:
     response = await AsyncClient().post(
         "/api/chat/stream",
-        data={"question": "你好 👋"},
+        data={"question": question},
         content_type="application/json",
-        headers={"Authorization": f"Bearer {owner_token}"},
+        headers={"Authorization": f"Bearer {token}"},
     )
     transcript = StreamTranscript(response.status_code, dict(response.headers))
     reader = FrameReader(transcript)
     async for chunk in response.streaming_content:
         reader.feed(chunk)
     reader.finish()
+    return transcript
+
+
+@override_settings(LLM_MODELS=None, LLM_API_KEY="", CHAT_OFFLINE_TOKENS_PER_SECOND=5000)
+async def test_offline_demo_streams_a_labelled_markdown_answer_and_saves_it(owner_token):
+    transcript = await _ask(owner_token, "你好 👋")
 
     text = transcript.text
     assert "Offline demo" in text
@@ -45,4 +50,21 @@ async def test_offline_demo_streams_a_labelled_markdown_answer_and_saves_it(owne
     assert transcript.start["model"] == OFFLINE_MODEL_NAME
     record = await ChatRecord.objects.aget(pk=transcript.done["record_id"])
     assert record.answer == text
-    assert record.completion_tokens == len(transcript.of_type("delta"))
+    assert record.completion_tokens == len(offline_tokens(offline_answer("你好 👋")))
+
+
+@override_settings(LLM_MODELS=None, LLM_API_KEY="", CHAT_OFFLINE_TOKENS_PER_SECOND=500)
+@pytest.mark.parametrize("window_ms", [0, 60])
+async def test_deltas_within_the_coalescing_window_travel_together(owner_token, window_ms):
+    tokens = offline_tokens(offline_answer("合并"))
+    with override_settings(CHAT_COALESCE_MS=window_ms):
+        transcript = await _ask(owner_token, "合并")
+
+    deltas = transcript.of_type("delta")
+    assert transcript.text == "".join(tokens)
+    assert deltas[0].data["text"] == tokens[0]  # the first token never waits
+    if window_ms == 0:
+        assert len(deltas) == len(tokens)
+    else:
+        # ~2 ms per token, 60 ms windows: about 30 tokens per event.
+        assert len(deltas) < len(tokens) / 10
