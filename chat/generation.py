@@ -42,7 +42,6 @@ class Generation:
         self.spec = spec
         self.messages = messages
         self.frames: list[bytes] = []  # the encoded event log, in order; frame n has id n+1
-        self.finished = False
         self.status: str | None = None  # the saved status, once finished
         self._finished = asyncio.Event()
         self._grace_timer: asyncio.TimerHandle | None = None
@@ -63,6 +62,11 @@ class Generation:
         self._usage: Usage | None = None
 
     # --- Reading the log (delivery) ---------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """The answer is saved and the log is complete, `[DONE]` included."""
+        return self._finished.is_set()
 
     @property
     def event_count(self) -> int:
@@ -243,7 +247,6 @@ class Generation:
             self._publish(events.ERROR, {"code": "storage_error", "message": message})
         self._publish(events.DONE, self._done_payload(outcome))
         self.frames.append(events.DONE_FRAME)
-        self.finished = True
         self.status = status
         self._finished.set()
         self._wake()
