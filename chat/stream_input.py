@@ -31,7 +31,7 @@ def _optional_str(body: dict, key: str, *, max_length: int) -> str:
     value = body.get(key)
     if value is None:
         return ""
-    if not isinstance(value, str) or len(value) > max_length:
+    if not isinstance(value, str) or len(value) > max_length or "\x00" in value:
         raise _invalid("invalid_input", f"`{key}` must be a string of at most {max_length}.")
     return value.strip()
 
@@ -57,6 +57,8 @@ def _question(body: dict) -> str:
         raise _invalid("question_required", "`question` is required and must not be empty.")
     if not isinstance(question, str):
         raise _invalid("invalid_input", "`question` must be a string.")
+    if "\x00" in question:  # PostgreSQL text cannot hold NUL; no real question has one
+        raise _invalid("invalid_input", "`question` must not contain NUL characters.")
     limit = settings.CHAT_QUESTION_MAX_CHARS
     if len(question) > limit:
         raise _invalid("question_too_long", f"`question` is longer than {limit} characters.")
