@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files, not a CDN
     "channels",
     "accounts",
     "chat",
@@ -156,6 +158,34 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "chatproject.drf.drf_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "chat.openapi.ApiAutoSchema",
+}
+
+# OpenAPI 3 at /api/schema/ (YAML; ?format=json for JSON), Swagger UI at /api/docs/.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "WeChat AI Chat API",
+    "DESCRIPTION": "Streaming AI chat for WeChat Mini-Programs. Errors are always "
+    '`{"error": {"code", "message"}}`. Guides: docs/protocol.md (stream), docs/api.md.',
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],  # public, even with a stale token in the header
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
+    "PATH_CONVERTER_OVERRIDES": {
+        "db_id": {"type": "integer", "minimum": 1, "maximum": 999_999_999_999_999_999}
+    },
+    "ENUM_NAME_OVERRIDES": {
+        "RecordStatusEnum": "chat.models.ChatRecord.Status",
+        "RatingEnum": "chat.models.ChatRecord.Rating",
+        "TerminalEnum": "chat.models.ChatRecord.Terminal",
+    },
+    "PREPROCESSING_HOOKS": ["chat.openapi.schema_actions_expand"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "chat.openapi.schema_stream_add",
+    ],
 }
 
 LOGGING = {

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from chatproject.views import api_not_found, health
 
@@ -8,6 +9,9 @@ urlpatterns = [
     path("healthz", health, name="health"),
     path("", include("accounts.urls")),
     path("", include("chat.urls")),
+    path("", include("chat.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Last: any other /api/ path answers a JSON 404 (with a hint for a slash mix-up).
     re_path(r"^api/", api_not_found),
 ]

@@ -1,0 +1,327 @@
+"""The OpenAPI 3 schema (drf-spectacular): naming, auth, and what it cannot see by itself.
+
+Wired up in settings (REST_FRAMEWORK's DEFAULT_SCHEMA_CLASS and SPECTACULAR_SETTINGS). The
+stream endpoint is a plain async view, so its request and events are described here by hand.
+This module must not import views: DRF loads the schema class while views are defined.
+"""
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiViewExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
+from rest_framework.views import APIView
+
+from chat.models import ChatRecord
+from chat.providers import model_registry
+from chat.serializers import ErrorOutput
+
+_ERROR_TEXT = {
+    400: "`invalid_input` (with `fields`) or `malformed_json`.",
+    401: "`not_authenticated` or `invalid_token`.",
+    404: "Not found; also when it is not yours.",
+    409: "The record's state does not allow this.",
+    413: "`payload_too_large`.",
+    415: "`unsupported_media_type`: send `Content-Type: application/json`.",
+}
+
+
+def errors(*statuses: int, **notes: str) -> dict[int, OpenApiResponse]:
+    """The documented error answers of an operation, all in the one error shape.
+
+    `notes` adds the codes particular to it, keyed by status: `errors(401, e404="...")`.
+    """
+    return {
+        status: OpenApiResponse(
+            ErrorOutput, description=notes.get(f"e{status}") or _ERROR_TEXT[status]
+        )
+        for status in statuses
+    }
+
+
+class ApiAutoSchema(AutoSchema):
+    """Schemas for our APIViews, which nest an InputSerializer and an OutputSerializer."""
+
+    # Without an explicit @extend_schema, document the nested serializers rather than
+    # guess (and warn) as drf-spectacular does for a plain APIView.
+    def get_request_serializer(self) -> Any:
+        if isinstance(self.view, GenericAPIView):
+            return super().get_request_serializer()
+        return getattr(self.view, "InputSerializer", None)
+
+    def get_response_serializers(self) -> Any:
+        if isinstance(self.view, GenericAPIView):
+            return super().get_response_serializers()
+        return getattr(self.view, "OutputSerializer", None)
+
+    def get_serializer_name(self, serializer: serializers.BaseSerializer, direction: str) -> str:
+        # Nested serializers share names (every view has an InputSerializer): name each
+        # after its view, e.g. SessionCreateApi.InputSerializer -> SessionCreateInput.
+        parts = type(serializer).__qualname__.split(".")
+        return "".join(p.removesuffix("Api").removesuffix("Serializer") for p in parts)
+
+
+def schema_actions_expand(endpoints: list[tuple]) -> list[tuple]:
+    """Preprocessing hook: document each action of a shared path (chat.api_urls.actions_route)
+    with its own view."""
+    expanded = []
+    for path, path_regex, method, callback in endpoints:
+        action_views = getattr(getattr(callback, "cls", None), "action_views", None)
+        if action_views:
+            callback = action_views[method]
+        expanded.append((path, path_regex, method, callback))
+    return expanded
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The `token` from `POST /api/auth/dev/login`.",
+        }
+
+
+class DevLoginOutput(serializers.Serializer):
+    token = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    created = serializers.BooleanField(help_text="True when this login created the user.")
+
+
+class DevLoginSchema(OpenApiViewExtension):
+    """Documents accounts' dev login (its view carries no schema of its own)."""
+
+    target_class = "accounts.views.DevLoginApi"
+
+    def view_replacement(self) -> type[APIView]:
+        login_view = self.target_class
+
+        class DocumentedDevLogin(login_view):
+            @extend_schema(
+                tags=["auth"],
+                operation_id="auth_dev_login",
+                summary="Development login: an openid in, a token out",
+                description="Only with DEBUG or CHAT_DEV_LOGIN=1; otherwise 404 `not_found`.",
+                request=login_view.InputSerializer,
+                responses={
+                    200: DevLoginOutput,
+                    201: DevLoginOutput,
+                    **errors(400, 415),
+                    404: OpenApiResponse(ErrorOutput, description="Dev login is off."),
+                },
+            )
+            def post(self, *args: Any, **kwargs: Any) -> Any:
+                return super().post(*args, **kwargs)
+
+        return DocumentedDevLogin
+
+
+_STREAM_EVENTS = """
+The answer is `text/event-stream`. Each event is one frame: `id: <seq>`, `event: <type>`,
+`data: <one-line JSON>` and a blank line. Events, in this order:
+
+| event | data (schema) |
+|---|---|
+| `start` | `record_id`, `session_id`, `model` (StreamStartEvent) |
+| `delta` | `text`: the next piece of the answer, never empty (StreamDeltaEvent) |
+| `error` | `code`, `message`; at most one from the model, then maybe `storage_error` \
+(StreamErrorEvent) |
+| `done` | `record_id`, `session_id`, `status`, `finish_reason`, `error_code`, `usage`, \
+`timings` (StreamDoneEvent) |
+
+`: ping` comments keep an idle connection open; `data: [DONE]` is always the last frame.
+Once the stream starts the status is 200: failures arrive as `error` events. See
+docs/protocol.md for every code.
+"""
+
+_STREAM_EXAMPLE = (
+    'id: 1\nevent: start\ndata: {"type":"start","record_id":2,"session_id":2,'
+    '"model":"offline-demo"}\n\n'
+    'id: 2\nevent: delta\ndata: {"type":"delta","text":"你好"}\n\n'
+    'id: 3\nevent: done\ndata: {"type":"done","record_id":2,"session_id":2,"status":"done",'
+    '"finish_reason":"stop","error_code":null,"usage":{"prompt_tokens":null,'
+    '"completion_tokens":null,"total_tokens":null},"timings":{"first_token_ms":40,'
+    '"total_ms":90}}\n\n'
+    "data: [DONE]\n\n"
+)
+
+
+def _nullable(schema: dict) -> dict:
+    return {**schema, "nullable": True}
+
+
+def _stream_components() -> dict[str, dict]:
+    integer, string = {"type": "integer"}, {"type": "string"}
+    nullable_integer = _nullable(integer)
+
+    def event(kind: str, required: list[str], **properties: dict) -> dict:
+        properties = {"type": {"type": "string", "enum": [kind]}, **properties}
+        return {"type": "object", "required": ["type", *required], "properties": properties}
+
+    return {
+        "StreamRequest": {
+            "type": "object",
+            "required": ["question"],
+            "properties": {
+                "question": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": settings.CHAT_QUESTION_MAX_CHARS,
+                },
+                "session_id": _nullable(
+                    {**integer, "minimum": 1, "description": "Omit to start a new session."}
+                ),
+                "model": _nullable(
+                    {**string, "description": "Configured: " + ", ".join(model_registry())}
+                ),
+                "client_id": _nullable({**string, "maxLength": 64}),
+                "terminal": {"type": "string", "enum": ChatRecord.Terminal.values},
+                "question_type": _nullable({**string, "maxLength": 32}),
+            },
+        },
+        "StreamStartEvent": event(
+            "start",
+            ["record_id", "session_id", "model"],
+            record_id=integer,
+            session_id=integer,
+            model=string,
+        ),
+        "StreamDeltaEvent": event("delta", ["text"], text={**string, "minLength": 1}),
+        "StreamErrorEvent": event("error", ["code", "message"], code=string, message=string),
+        "StreamDoneEvent": event(
+            "done",
+            ["record_id", "session_id", "status", "finish_reason", "error_code", "usage"],
+            record_id=integer,
+            session_id=integer,
+            status={"type": "string", "enum": ChatRecord.Status.values},
+            finish_reason=_nullable(string),
+            error_code=_nullable(string),
+            usage={
+                "type": "object",
+                "properties": {
+                    "prompt_tokens": nullable_integer,
+                    "completion_tokens": nullable_integer,
+                    "total_tokens": nullable_integer,
+                },
+            },
+            timings={
+                "type": "object",
+                "properties": {"first_token_ms": nullable_integer, "total_ms": integer},
+            },
+        ),
+    }
+
+
+def _error(description: str) -> dict:
+    schema = {"$ref": "#/components/schemas/ErrorOutput"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_RECORD_ID = {
+    "name": "record_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
+def _events_operation() -> dict:
+    return {
+        "operationId": "chat_record_events",
+        "summary": "Resume an answer's events after the last one seen, then live until done",
+        "description": "See docs/protocol.md §8. Same events as the stream endpoint.",
+        "tags": ["stream"],
+        "security": [{"bearerAuth": []}],
+        "parameters": [
+            _RECORD_ID,
+            {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer", "minimum": 0}},
+            {"name": "last_event_id", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+        ],
+        "responses": {
+            "200": {
+                "description": "Every event after the given id, then live events, then [DONE].",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            "400": _error("`invalid_last_event_id`."),
+            "401": _error("`not_authenticated` or `invalid_token`."),
+            "404": _error("`record_not_found`: unknown or not yours."),
+            "410": _error("`replay_expired` (read the record instead) or `stream_lost`."),
+        },
+    }
+
+
+def _stop_operation() -> dict:
+    status = {"type": "object", "properties": {
+        "record_id": {"type": "integer"}, "status": {"type": "string"}}}  # fmt: skip
+    return {
+        "operationId": "chat_record_stop",
+        "summary": "Stop an answer in whichever server process generates it (idempotent)",
+        "tags": ["stream"],
+        "security": [{"bearerAuth": []}],
+        "parameters": [_RECORD_ID],
+        "responses": {
+            "200": {
+                "description": "The answer is closed; `status` is its final status.",
+                "content": {"application/json": {"schema": status}},
+            },
+            "202": {
+                "description": "Stop sent, not yet confirmed (`status: stopping`).",
+                "content": {"application/json": {"schema": status}},
+            },
+            "401": _error("`not_authenticated` or `invalid_token`."),
+            "404": _error("`record_not_found`: unknown or not yours."),
+        },
+    }
+
+
+def _stream_operation() -> dict:
+    error = _error
+    return {
+        "operationId": "chat_stream",
+        "summary": "Ask a question; the answer streams back as Server-Sent Events",
+        "description": _STREAM_EVENTS,
+        "tags": ["stream"],
+        "security": [{"bearerAuth": []}],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/StreamRequest"}}
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "The event stream.",
+                "headers": {
+                    "X-Record-Id": {"schema": {"type": "integer"}, "description": "As `start`."}
+                },
+                "content": {
+                    "text/event-stream": {"schema": {"type": "string"}, "example": _STREAM_EXAMPLE}
+                },
+            },
+            "400": error(
+                "`malformed_json`, `question_required`, `question_too_long`, `invalid_input`, "
+                "`unknown_model`."
+            ),
+            "401": error("`not_authenticated` or `invalid_token`."),
+            "404": error("`session_not_found`: unknown, deleted or not yours."),
+            "405": error("`method_not_allowed`: use POST."),
+            "409": error("`duplicate_client_id`."),
+            "413": error("`payload_too_large`."),
+            "503": error("`server_draining`: this process is restarting; retry (Retry-After)."),
+        },
+    }
+
+
+def schema_stream_add(result: dict, generator: Any, request: Any, public: bool) -> dict:
+    """Postprocessing hook: the stream endpoints are plain async views; add them by hand."""
+    result.setdefault("components", {}).setdefault("schemas", {}).update(_stream_components())
+    result["paths"]["/api/chat/stream"] = {"post": _stream_operation()}
+    result["paths"]["/api/chat/records/{record_id}/events"] = {"get": _events_operation()}
+    result["paths"]["/api/chat/records/{record_id}/stop"] = {"post": _stop_operation()}
+    return result
