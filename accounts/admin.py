@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.http import HttpRequest
 
-from accounts.models import AccessToken, User
+from accounts.models import AccessToken, User, WebviewTicket
 
 
 @admin.register(User)
@@ -22,3 +23,16 @@ class AccessTokenAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     search_fields = ("user__openid", "user__username")
     raw_id_fields = ("user",)
+
+
+@admin.register(WebviewTicket)
+class WebviewTicketAdmin(admin.ModelAdmin):
+    """For tracing a web-view login; tickets are only ever made by the API."""
+
+    list_display = ("id", "user", "created_at", "expires_at", "used_at")
+    list_select_related = ("user",)
+    search_fields = ("user__openid", "user__username")
+    raw_id_fields = ("user",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -12,6 +12,9 @@ class User(AbstractUser):
     nickname = models.CharField(max_length=64, blank=True)
     avatar_url = models.URLField(max_length=500, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # code2Session's session_key, refreshed at every WeChat login. Kept for server-side
+    # checks of signed/encrypted wx.* payloads; never sent to any client, hidden from the admin.
+    wechat_session_key = models.CharField(max_length=128, blank=True, editable=False)
 
     def __str__(self) -> str:
         return self.nickname or self.openid or self.username
@@ -35,3 +38,19 @@ class AccessToken(models.Model):
 
     def __str__(self) -> str:
         return f"token {self.key_id[:8]}… for {self.user_id}"
+
+
+class WebviewTicket(models.Model):
+    """A short-lived, single-use ticket that lets a web-view page log in as the user.
+
+    Only a hash is stored: a leaked database row cannot be exchanged for a token.
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="webview_tickets")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"web-view ticket {self.pk} for {self.user_id}"

@@ -201,6 +201,16 @@ LOGGING = {
 # The development login (an openid in, a token out) for the offline demo and the tests.
 CHAT_DEV_LOGIN = DEBUG or env_bool("CHAT_DEV_LOGIN", False)
 CHAT_TOKEN_TTL_SECONDS = env_int("CHAT_TOKEN_TTL_SECONDS", 7 * 24 * 3600, minimum=60)
+# WeChat login (code2Session). Without app id and secret it answers 503 wechat_not_configured;
+# the base URL is configurable so tests and demos can point it at a local server.
+WECHAT_APP_ID = env_str("WECHAT_APP_ID")
+WECHAT_APP_SECRET = env_str("WECHAT_APP_SECRET")
+WECHAT_API_BASE = env_str("WECHAT_API_BASE", "https://api.weixin.qq.com").rstrip("/")
+WECHAT_TIMEOUT_SECONDS = env_float("WECHAT_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+# How long a web-view ticket may wait for its (single) exchange.
+CHAT_WEBVIEW_TICKET_TTL_SECONDS = env_int("CHAT_WEBVIEW_TICKET_TTL_SECONDS", 60, minimum=5)
+# httpx logs every request URL at INFO, and code2Session's URL carries the app secret.
+LOGGING["loggers"]["httpx"] = {"level": "WARNING"}
 
 # --- Chat ---------------------------------------------------------------------------------
 # Models: LLM_BASE_URL/LLM_API_KEY/LLM_MODEL define one; LLM_MODELS (JSON) may define several.
