@@ -44,8 +44,9 @@ class LiveServer:
         self._process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-        command.append("chatproject.asgi:application")
+        # Twisted's default listen backlog (50) drops connections in a burst of streams.
+        endpoint = f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024"
+        command = [sys.executable, "-m", "daphne", "-e", endpoint, "chatproject.asgi:application"]
         log = self._log_path.open("ab")
         self._process = subprocess.Popen(command, cwd=ROOT, env=self._env, stdout=log, stderr=log)
         deadline = time.monotonic() + 30
