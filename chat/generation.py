@@ -17,7 +17,7 @@ from django.conf import settings
 from chat import eventbus, events
 from chat.models import ChatRecord
 from chat.providers import ModelSpec, ProviderError, Usage, provider_stream
-from chat.services import TurnOutcome, record_finish, record_mark_streaming
+from chat.services import TurnOutcome, record_finish
 from chatproject.db import run_db
 
 logger = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ class Generation:
                 self._unsent.append(chunk.text)
                 self._deliver_text()
                 if self._first_token_ms is None:
-                    await self._mark_streaming()
+                    self._first_token_ms = self._elapsed_ms()
             if chunk.finish_reason:
                 self._finish_reason = chunk.finish_reason
             if chunk.usage:
@@ -223,12 +223,6 @@ class Generation:
             self._publish(events.DELTA, {"text": "".join(self._unsent)})
             self._unsent.clear()
             self._last_delta_at = time.monotonic()
-
-    async def _mark_streaming(self) -> None:
-        self._first_token_ms = self._elapsed_ms()
-        await run_db(
-            record_mark_streaming, record_id=self.record_id, first_token_ms=self._first_token_ms
-        )
 
     async def _finish(self, status: str, error: ProviderError | None) -> None:
         if self._flush_timer is not None:

@@ -53,10 +53,14 @@ def turn_open(
     messages = context_messages(session=session, question=question)
     if client_id and ChatRecord.objects.filter(owner=owner, client_id=client_id).exists():
         raise _duplicate_client_id()
+    now = timezone.now()
     try:
         with transaction.atomic():
             if session.pk is None:
+                session.created_at = session.updated_at = now
                 session.save()
+            else:
+                ChatSession.objects.filter(pk=session.pk).update(updated_at=now)
             record = ChatRecord.objects.create(
                 session=session,
                 owner=owner,
@@ -65,9 +69,9 @@ def turn_open(
                 client_id=client_id,
                 terminal=terminal,
                 question_type=question_type,
-                heartbeat_at=timezone.now(),
+                created_at=now,
+                heartbeat_at=now,
             )
-            ChatSession.objects.filter(pk=session.pk).update(updated_at=record.created_at)
     except IntegrityError:
         raise _duplicate_client_id() from None  # a concurrent request won the race
     return OpenedTurn(record=record, messages=messages)
@@ -89,12 +93,6 @@ def _duplicate_client_id() -> ApplicationError:
     )
 
 
-def record_mark_streaming(*, record_id: int, first_token_ms: int) -> None:
-    ChatRecord.objects.filter(pk=record_id, status=ChatRecord.Status.PENDING).update(
-        status=ChatRecord.Status.STREAMING, first_token_ms=first_token_ms
-    )
-
-
 def record_finish(*, record_id: int, session_id: int, outcome: TurnOutcome) -> None:
     """Save the answer once, at the end: never a write per token."""
     finished_at = outcome.finished_at or timezone.now()
@@ -112,12 +110,16 @@ def record_finish(*, record_id: int, session_id: int, outcome: TurnOutcome) -> N
 
 
 def records_checkpoint(*, partial_answers: dict[int, str]) -> None:
-    """Save each live answer so far and refresh its heartbeat: what survives a crash."""
+    """Save each live answer so far and refresh its heartbeat: what survives a crash.
+
+    This is also where a record becomes `streaming` (once it has text): one write every
+    few seconds for all answers, instead of one more write per answer."""
     now = timezone.now()
     with transaction.atomic():
         for record_id, answer in partial_answers.items():
+            status = ChatRecord.Status.STREAMING if answer else ChatRecord.Status.PENDING
             ChatRecord.objects.filter(pk=record_id, status__in=_OPEN_STATUSES).update(
-                answer=answer, heartbeat_at=now
+                answer=answer, heartbeat_at=now, status=status
             )
 
 

@@ -7,15 +7,14 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts.authentication import authenticate_request
-from accounts.models import User
+from accounts.authentication import signed_bearer_token, user_for_token
 from chat import eventbus, lifecycle
 from chat.delivery import event_stream_response, mirrored_stream_response
 from chat.generation import generation_find, generation_start
 from chat.models import ChatRecord
 from chat.selectors import record_get_owned
-from chat.services import turn_open
-from chat.stream_input import last_event_id_parse, stream_request_parse
+from chat.services import OpenedTurn, turn_open
+from chat.stream_input import StreamRequest, last_event_id_parse, stream_request_parse
 from chatproject.db import run_db
 from chatproject.errors import ApplicationError, application_error_response, error_response
 
@@ -35,8 +34,23 @@ def _request_body(request: HttpRequest) -> bytes:
         ) from None
 
 
-async def _owned_record(user: User, record_id: int) -> ChatRecord:
-    record = await run_db(record_get_owned, owner_id=user.pk, record_id=record_id)
+# Each request makes one trip to the database threads: who is calling, and what they ask.
+
+
+def _authenticated_turn_open(token: str, params: StreamRequest) -> OpenedTurn:
+    return turn_open(
+        owner=user_for_token(token),
+        question=params.question,
+        session_id=params.session_id,
+        model_name=params.spec.name,
+        client_id=params.client_id,
+        terminal=params.terminal,
+        question_type=params.question_type,
+    )
+
+
+def _authenticated_record(token: str, record_id: int) -> ChatRecord:
+    record = record_get_owned(owner_id=user_for_token(token).pk, record_id=record_id)
     if record is None:
         # Same answer for "not yours" and "does not exist": ids are not an oracle.
         raise ApplicationError("record_not_found", "No such chat record.", status=404)
@@ -50,22 +64,17 @@ async def chat_stream(request: HttpRequest) -> HttpResponseBase:
     if request.method != "POST":
         return _method_not_allowed("POST")
     try:
-        user = await authenticate_request(request)
-        params = stream_request_parse(_request_body(request))
+        token = signed_bearer_token(request)
+        try:
+            params = stream_request_parse(_request_body(request))
+        except ApplicationError:
+            await run_db(user_for_token, token)  # an expired token hears 401 before 400
+            raise
         if lifecycle.is_draining():
             raise ApplicationError(
                 "server_draining", "This server is restarting; retry in a moment.", status=503
             )
-        turn = await run_db(
-            turn_open,
-            owner=user,
-            question=params.question,
-            session_id=params.session_id,
-            model_name=params.spec.name,
-            client_id=params.client_id,
-            terminal=params.terminal,
-            question_type=params.question_type,
-        )
+        turn = await run_db(_authenticated_turn_open, token, params)
     except ApplicationError as error:
         response = application_error_response(error)
         if error.code == "server_draining":
@@ -83,11 +92,11 @@ async def record_events(request: HttpRequest, record_id: int) -> HttpResponseBas
     if request.method != "GET":
         return _method_not_allowed("GET")
     try:
-        user = await authenticate_request(request)
+        token = signed_bearer_token(request)
         after = last_event_id_parse(
             request.headers.get("Last-Event-ID"), request.GET.get("last_event_id")
         )
-        record = await _owned_record(user, record_id)
+        record = await run_db(_authenticated_record, token, record_id)
         generation = generation_find(record.pk)
         if generation is not None:
             return event_stream_response(generation, after=after)
@@ -112,8 +121,8 @@ async def record_stop(request: HttpRequest, record_id: int) -> HttpResponseBase:
     if request.method != "POST":
         return _method_not_allowed("POST")
     try:
-        user = await authenticate_request(request)
-        record = await _owned_record(user, record_id)
+        token = signed_bearer_token(request)
+        record = await run_db(_authenticated_record, token, record_id)
     except ApplicationError as error:
         return application_error_response(error)
     if record.is_finished:

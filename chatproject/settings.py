@@ -211,6 +211,8 @@ WECHAT_TIMEOUT_SECONDS = env_float("WECHAT_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 CHAT_WEBVIEW_TICKET_TTL_SECONDS = env_int("CHAT_WEBVIEW_TICKET_TTL_SECONDS", 60, minimum=5)
 # httpx logs every request URL at INFO, and code2Session's URL carries the app secret.
 LOGGING["loggers"]["httpx"] = {"level": "WARNING"}
+# The openai SDK's transport logs every upstream request at INFO: a line per answer.
+LOGGING["loggers"]["httpx2"] = {"level": "WARNING"}
 
 # --- Chat ---------------------------------------------------------------------------------
 # Models: LLM_BASE_URL/LLM_API_KEY/LLM_MODEL define one; LLM_MODELS (JSON) may define several.

@@ -14,6 +14,7 @@ from django.db import connections
 
 from accounts.models import User
 from accounts.tokens import token_issue
+from chatproject.db import db_threads_close
 from tests.support.live import LiveServer, database_env
 from tests.support.upstream import FakeUpstream
 
@@ -24,8 +25,10 @@ def _close_database_pools(django_db_setup, django_db_blocker) -> Iterator[None]:
     yield
     with django_db_blocker.unblock():
         connections.close_all()
-        # Async tests reach the ORM through asgiref's shared thread: close its connection.
+        # Async tests reach the ORM through asgiref's shared thread, the stream path through
+        # the database threads: close their connections too.
         SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+        db_threads_close()
         for connection in connections.all():
             if hasattr(connection, "close_pool"):
                 connection.close_pool()
