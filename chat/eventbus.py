@@ -1,10 +1,12 @@
 """What crosses server processes when `REDIS_URL` is set: event logs, stops, attachment.
 
-- Each answer's event log is mirrored to a Redis stream `<prefix>:events:<record id>` (id
-  `<event id>-0`), so a client may resume on any process. Frames are copied in small
-  batches by one task per answer, off the per-token path.
-- `POST .../stop` on any process publishes on `<prefix>:stop`; the generating process
-  listens.
+- An answer's event log is mirrored to a Redis stream `<prefix>:events:<record id>` (id
+  `<event id>-0`) when a client may need it on another process: as soon as its last local
+  client drops, or when another process asks for it (`mirror` on the control channel) for
+  a client that resumed there. An answer whose client stays attached costs Redis nothing.
+  Frames are copied in small batches by one task per answer, off the per-token path.
+- `POST .../stop` on any process publishes `stop` on `<prefix>:control`; the generating
+  process listens.
 - A client reading the log from another process keeps `<prefix>:attached:<id>` alive,
   so the generating process does not take the answer for abandoned.
 
@@ -28,6 +30,8 @@ _MIRROR_BATCH_SECONDS = 0.02  # a resumer on another process lags at most this m
 _LIVE_LOG_TTL_SECONDS = 3600  # safety net should a process die mid-answer
 _ATTACH_TTL_SECONDS = 10
 _ATTACH_REFRESH_SECONDS = 3
+_MIRROR_REQUEST_WAIT_SECONDS = 1.5
+_MAX_CONNECTIONS = 1000  # blocking readers hold one each; beyond this, callers wait
 
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = (
     weakref.WeakKeyDictionary()
@@ -42,7 +46,10 @@ def client() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     redis = _clients.get(loop)
     if redis is None:
-        redis = aioredis.Redis.from_url(settings.REDIS_URL)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=_MAX_CONNECTIONS, timeout=10
+        )
+        redis = aioredis.Redis(connection_pool=pool)
         _clients[loop] = redis
     return redis
 
@@ -60,8 +67,8 @@ def attached_key(record_id: int) -> str:
     return _key(f"attached:{record_id}")
 
 
-def stop_channel() -> str:
-    return _key("stop")
+def control_channel() -> str:
+    return _key("control")
 
 
 # --- Writing: the generating process ------------------------------------------------------
@@ -90,18 +97,23 @@ async def mirror_log(record_id: int, frames: list[bytes], wait: Callable) -> Non
 
 
 async def publish_stop(record_id: int) -> None:
-    await client().publish(stop_channel(), str(record_id))
+    await client().publish(control_channel(), f"stop:{record_id}")
 
 
-async def listen_for_stops(on_stop: Callable[[int], None]) -> None:
-    """Run forever: call `on_stop(record_id)` for every stop published by any process."""
+async def listen_for_control(
+    *, on_stop: Callable[[int], None], on_mirror: Callable[[int], None]
+) -> None:
+    """Run forever: act on every `stop` and `mirror` request published by any process."""
+    handlers = {b"stop": on_stop, b"mirror": on_mirror}
     while True:
         try:
             pubsub = client().pubsub(ignore_subscribe_messages=True)
-            await pubsub.subscribe(stop_channel())
+            await pubsub.subscribe(control_channel())
             async for message in pubsub.listen():
                 if message and message.get("type") == "message":
-                    on_stop(int(message["data"]))
+                    command, _, record_id = message["data"].partition(b":")
+                    if command in handlers and record_id.isdigit():
+                        handlers[command](int(record_id))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -118,6 +130,20 @@ async def has_remote_reader(record_id: int) -> bool:
 
 async def has_log(record_id: int) -> bool:
     return bool(await client().exists(log_key(record_id)))
+
+
+async def log_found(record_id: int) -> bool:
+    """Whether the answer's log is in Redis, asking its process to put it there if not."""
+    if await has_log(record_id):
+        return True
+    await client().publish(control_channel(), f"mirror:{record_id}")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _MIRROR_REQUEST_WAIT_SECONDS
+    while loop.time() < deadline:
+        await asyncio.sleep(0.05)
+        if await has_log(record_id):
+            return True
+    return False
 
 
 async def read_log(record_id: int, *, after: int, ping_seconds: float) -> AsyncIterator[bytes]:

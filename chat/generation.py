@@ -26,8 +26,7 @@ Status = ChatRecord.Status
 
 # Live generations by record id, which also keeps their tasks referenced until they end.
 _live: dict[int, "Generation"] = {}
-# Finished ones, kept for resume until the replay TTL (only without Redis, which keeps
-# the logs of every process).
+# Finished ones, kept for resume until the replay TTL.
 _recent: dict[int, "Generation"] = {}
 
 
@@ -45,6 +44,7 @@ class Generation:
         self.status: str | None = None  # the saved status, once finished
         self._finished = asyncio.Event()
         self._grace_timer: asyncio.TimerHandle | None = None
+        self._mirroring = False
         # Deltas that arrive within CHAT_COALESCE_MS of the last one published travel in
         # one event: fewer frames, writes and mini-program setData calls, same text.
         self._coalesce_seconds = settings.CHAT_COALESCE_MS / 1000
@@ -87,6 +87,13 @@ class Generation:
         self._subscribers -= 1
         if self._subscribers <= 0 and not self.finished:
             self._start_grace()
+            self.mirror()  # the client may come back through another process
+
+    def mirror(self) -> None:
+        """Copy this answer's log to Redis (once), so any process can serve a resume."""
+        if eventbus.enabled() and not self._mirroring:
+            self._mirroring = True
+            _spawn(_mirror(self))
 
     def _start_grace(self) -> None:
         grace = settings.CHAT_DETACH_GRACE_SECONDS
@@ -294,8 +301,6 @@ def generation_start(
     _live[generation.record_id] = generation
     task = asyncio.create_task(generation.run(), name=f"generation-{generation.record_id}")
     task.add_done_callback(lambda _: _generation_ended(generation))
-    if eventbus.enabled():
-        _spawn(_mirror(generation))
     return generation
 
 
@@ -311,8 +316,6 @@ async def _mirror(generation: Generation) -> None:
 
 def _generation_ended(generation: Generation) -> None:
     _live.pop(generation.record_id, None)
-    if eventbus.enabled():
-        return
     _recent[generation.record_id] = generation
     loop = asyncio.get_running_loop()
     loop.call_later(settings.CHAT_REPLAY_TTL_SECONDS, _recent.pop, generation.record_id, None)

@@ -18,7 +18,7 @@ import sys
 from django.conf import settings
 
 from chat import eventbus
-from chat.generation import Status, generation_live, generations_live
+from chat.generation import Status, generation_find, generation_live, generations_live
 from chat.services import records_checkpoint, records_reap
 from chatproject.db import run_db
 
@@ -37,7 +37,8 @@ def ensure_running() -> None:
         return
     tasks = [loop.create_task(_checkpoint_loop(), name="chat-checkpoints")]
     if eventbus.enabled():
-        tasks.append(loop.create_task(eventbus.listen_for_stops(_stop_local), name="chat-stops"))
+        listener = eventbus.listen_for_control(on_stop=_stop_local, on_mirror=_mirror_local)
+        tasks.append(loop.create_task(listener, name="chat-control"))
     _running[loop] = tasks
 
 
@@ -45,6 +46,12 @@ def _stop_local(record_id: int) -> None:
     generation = generation_live(record_id)
     if generation is not None:
         generation.stop(Status.STOPPED)
+
+
+def _mirror_local(record_id: int) -> None:
+    generation = generation_find(record_id)
+    if generation is not None:
+        generation.mirror()
 
 
 async def _checkpoint_loop() -> None:

@@ -100,7 +100,7 @@ async def record_events(request: HttpRequest, record_id: int) -> HttpResponseBas
         generation = generation_find(record.pk)
         if generation is not None:
             return event_stream_response(generation, after=after)
-        if eventbus.enabled() and await eventbus.has_log(record.pk):
+        if eventbus.enabled() and await eventbus.log_found(record.pk):
             return mirrored_stream_response(record.pk, after=after)
         if record.is_finished:
             raise ApplicationError(
