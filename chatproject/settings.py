@@ -47,6 +47,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "chatproject.middleware.StreamLaneMiddleware",  # first: the answer streams skip the rest
     "django.middleware.security.SecurityMiddleware",
     "chatproject.middleware.GZipExceptEventStreamMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
