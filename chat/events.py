@@ -2,7 +2,7 @@
 
 Every frame ends with a blank line (a parser drops an unterminated last event). Text
 travels inside JSON, so newlines, quotes, emoji and CJK need no escaping tricks, and
-orjson writes UTF-8 directly (no \\uXXXX inflation of Chinese text).
+orjson writes UTF-8 directly (Chinese text is not inflated into \\u escapes).
 """
 
 import orjson

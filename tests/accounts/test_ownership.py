@@ -19,7 +19,7 @@ from django.urls import URLResolver, get_resolver, reverse
 from accounts.models import User
 from accounts.tokens import token_issue
 from chat.models import ChatRecord, ChatSession
-from tests.support.sse import FrameReader, StreamTranscript
+from tests.support.sse import read_streaming_response
 
 SECRET = "秘密"  # in the owner's session title and question: must never reach anyone else
 
@@ -161,15 +161,6 @@ async def _call(endpoint: Endpoint, owned: Owned, token: str | None):
     return await getattr(AsyncClient(), endpoint.method)(path, **kwargs)
 
 
-async def _read_stream(response) -> StreamTranscript:
-    transcript = StreamTranscript(response.status_code, dict(response.headers))
-    reader = FrameReader(transcript)
-    async for chunk in response.streaming_content:
-        reader.feed(chunk)
-    reader.finish()
-    return transcript
-
-
 def _text(response) -> str:
     """The answer as text, JSON with CJK unescaped (so SECRET is found however it is sent)."""
     if response.streaming or not response.content:
@@ -185,13 +176,13 @@ async def test_the_owner_reaches_their_own_chats(endpoint, owned, owner_token):
 
     if endpoint.streams:
         assert response.status_code == 200
-        transcript = await _read_stream(response)
+        transcript = await read_streaming_response(response)
         assert transcript.done["status"] == "done"
         assert transcript.start["session_id"] == owned.session.pk
         assert transcript.saw_done_marker
         return
     if response.streaming:
-        await _read_stream(response)
+        await read_streaming_response(response)
     # Past the ownership check: whatever the endpoint says next, it is not "who are you"
     # or "no such thing".
     assert response.status_code not in (401, 403, 404), _text(response)

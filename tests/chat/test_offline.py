@@ -6,7 +6,7 @@ from django.test import AsyncClient, override_settings
 from chat.models import ChatRecord
 from chat.offline import offline_answer, offline_tokens
 from chat.providers import OFFLINE_MODEL_NAME, model_lookup
-from tests.support.sse import FrameReader, StreamTranscript
+from tests.support.sse import StreamTranscript, read_streaming_response
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,12 +29,7 @@ async def _ask(token: str, question: str) -> StreamTranscript:
         content_type="application/json",
         headers={"Authorization": f"Bearer {token}"},
     )
-    transcript = StreamTranscript(response.status_code, dict(response.headers))
-    reader = FrameReader(transcript)
-    async for chunk in response.streaming_content:
-        reader.feed(chunk)
-    reader.finish()
-    return transcript
+    return await read_streaming_response(response)
 
 
 @override_settings(LLM_MODELS=None, LLM_API_KEY="", CHAT_OFFLINE_TOKENS_PER_SECOND=5000)

@@ -85,3 +85,13 @@ class FrameReader:
         data = json.loads(fields["data"])
         assert data["type"] == fields["event"], frame
         return Event(int(fields["id"]), fields["event"], data, time.monotonic())
+
+
+async def read_streaming_response(response) -> StreamTranscript:
+    """Read an in-process (Django test client) streaming response frame by frame."""
+    transcript = StreamTranscript(response.status_code, dict(response.headers))
+    reader = FrameReader(transcript)
+    async for chunk in response.streaming_content:
+        reader.feed(chunk)
+    reader.finish()
+    return transcript
