@@ -35,6 +35,7 @@ def ensure_running() -> None:
     loop = asyncio.get_running_loop()
     if loop in _running:
         return
+    _drain_on_sigterm_under_uvicorn(loop)
     tasks = [loop.create_task(_checkpoint_loop(), name="chat-checkpoints")]
     if eventbus.enabled():
         listener = eventbus.listen_for_control(on_stop=_stop_local, on_mirror=_mirror_local)
@@ -106,9 +107,37 @@ async def drain() -> None:
     logger.info("drained; %d answers saved as interrupted", len(leftovers))
 
 
+def _drain_on_sigterm_under_uvicorn(loop: asyncio.AbstractEventLoop) -> None:
+    """Under uvicorn, drain first and then hand SIGTERM to uvicorn's own handler.
+
+    uvicorn installs its handlers when it starts serving, so this runs later: with the
+    first answer this process generates (a process with no answers has nothing to drain).
+    """
+    if "uvicorn" not in sys.modules:
+        return
+    uvicorn_handler = signal.getsignal(signal.SIGTERM)
+    if not callable(uvicorn_handler):
+        return
+
+    def on_sigterm(signum, frame) -> None:
+        if _draining:
+            uvicorn_handler(signum, frame)
+            return
+        loop.call_soon_threadsafe(_start_drain, lambda: uvicorn_handler(signum, None))
+
+    def _start_drain(then) -> None:
+        task = loop.create_task(drain())
+        task.add_done_callback(lambda _: then())
+        _running[loop].append(task)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def install_sigterm_drain() -> None:
     """Under daphne (Twisted), replace the reactor's SIGTERM handler with a drain."""
-    if "daphne.server" not in sys.modules:
+    # The daphne app in INSTALLED_APPS imports daphne.server in every process: it is
+    # daphne serving only if uvicorn is not.
+    if "daphne.server" not in sys.modules or "uvicorn" in sys.modules:
         return
     from twisted.internet import reactor
 

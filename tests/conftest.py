@@ -73,9 +73,9 @@ def start_server(live_env: dict[str, str], tmp_path_factory) -> Iterator:
     """Start another real server process; all are stopped at the end of the session."""
     started: list[LiveServer] = []
 
-    def start(**overrides: str) -> LiveServer:
-        log_path: Path = tmp_path_factory.mktemp("live") / "daphne.log"
-        server = LiveServer({**live_env, **overrides}, log_path)
+    def start(*, software: str = "daphne", **overrides: str) -> LiveServer:
+        log_path: Path = tmp_path_factory.mktemp("live") / f"{software}.log"
+        server = LiveServer({**live_env, **overrides}, log_path, software=software)
         server.start()
         started.append(server)
         return server

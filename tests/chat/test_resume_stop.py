@@ -208,10 +208,11 @@ async def test_sigkill_mid_stream_leaves_a_record_the_reaper_closes(
     assert (await survivor).done["status"] == "done"
 
 
+@pytest.mark.parametrize("software", ["daphne", "uvicorn"])
 async def test_sigterm_refuses_new_streams_and_drains_running_ones(
-    start_server, owner_token, upstream
+    start_server, owner_token, upstream, software
 ):
-    server = start_server(CHAT_DRAIN_SECONDS="1.5")
+    server = start_server(software=software, CHAT_DRAIN_SECONDS="1.5")
     short = upstream.script(tokens=[f"s{i} " for i in range(15)], pace=0.04)
     long = upstream.script(tokens=[f"l{i} " for i in range(300)], pace=0.03)
     started = asyncio.Event()

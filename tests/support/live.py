@@ -36,7 +36,8 @@ def database_env() -> dict[str, str]:
 
 
 class LiveServer:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, *, software: str = "daphne") -> None:
+        self.software = software
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = {**os.environ, **env}
@@ -44,9 +45,14 @@ class LiveServer:
         self._process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        # Twisted's default listen backlog (50) drops connections in a burst of streams.
-        endpoint = f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024"
-        command = [sys.executable, "-m", "daphne", "-e", endpoint, "chatproject.asgi:application"]
+        app = "chatproject.asgi:application"
+        if self.software == "uvicorn":
+            command = [sys.executable, "-m", "uvicorn", app, "--port", str(self.port)]
+            command += ["--backlog", "1024", "--no-access-log", "--timeout-graceful-shutdown", "5"]
+        else:
+            # Twisted's default listen backlog (50) drops connections in a burst of streams.
+            endpoint = f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024"
+            command = [sys.executable, "-m", "daphne", "-e", endpoint, app]
         log = self._log_path.open("ab")
         self._process = subprocess.Popen(command, cwd=ROOT, env=self._env, stdout=log, stderr=log)
         deadline = time.monotonic() + 30
