@@ -9,6 +9,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import AccessToken
 from accounts.tokens import token_issue
+from tests.support.servers import bearer
 
 pytestmark = pytest.mark.django_db
 
@@ -16,21 +17,20 @@ ME = "/api/auth/me"
 LOGOUT = "/api/auth/logout"
 
 
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def _stream(client: Client, token: str):
     # Only the token check matters here: an invalid body still proves the token passed.
     # The stream view reads tokens on its own database threads, so tests calling it need
     # committed rows: django_db(transaction=True).
     return client.post(
-        "/api/chat/stream", data=b"{not json", content_type="application/json", headers=_auth(token)
+        "/api/chat/stream",
+        data=b"{not json",
+        content_type="application/json",
+        headers=bearer(token),
     )
 
 
 def test_me_shows_the_callers_own_profile(client, owner, owner_token):
-    response = client.get(ME, headers=_auth(owner_token))
+    response = client.get(ME, headers=bearer(owner_token))
 
     assert response.status_code == 200
     body = response.json()
@@ -49,7 +49,7 @@ def test_me_can_change_nickname_and_avatar(client, owner, owner_token):
 
     response = client.patch(
         ME, data={"nickname": " 小明 ", "avatar_url": avatar},
-        content_type="application/json", headers=_auth(owner_token),
+        content_type="application/json", headers=bearer(owner_token),
     )  # fmt: skip
 
     assert response.status_code == 200
@@ -57,7 +57,7 @@ def test_me_can_change_nickname_and_avatar(client, owner, owner_token):
     owner.refresh_from_db()
     assert (owner.nickname, owner.avatar_url) == ("小明", avatar)
     cleared = client.patch(
-        ME, data={"avatar_url": ""}, content_type="application/json", headers=_auth(owner_token)
+        ME, data={"avatar_url": ""}, content_type="application/json", headers=bearer(owner_token)
     )
     assert cleared.json()["avatar_url"] == ""
     assert cleared.json()["nickname"] == "小明"  # fields not sent stay as they were
@@ -75,7 +75,7 @@ def test_me_can_change_nickname_and_avatar(client, owner, owner_token):
 )
 def test_me_refuses_bad_profile_fields(client, owner, owner_token, body, field):
     response = client.patch(
-        ME, data=body, content_type="application/json", headers=_auth(owner_token)
+        ME, data=body, content_type="application/json", headers=bearer(owner_token)
     )
 
     assert response.status_code == 400
@@ -97,7 +97,7 @@ def test_an_expired_token_is_refused_everywhere(client, owner, owner_token):
     assert _stream(client, owner_token).status_code == 400  # the token works before
     AccessToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
 
-    for response in (client.get(ME, headers=_auth(owner_token)), _stream(client, owner_token)):
+    for response in (client.get(ME, headers=bearer(owner_token)), _stream(client, owner_token)):
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "invalid_token"
 
@@ -117,20 +117,20 @@ def test_logout_revokes_that_token_only(client, owner, owner_token):
     second = token_issue(user=owner).token
     assert _stream(client, owner_token).status_code == 400  # the token works before
 
-    response = client.post(LOGOUT, headers=_auth(owner_token))
+    response = client.post(LOGOUT, headers=bearer(owner_token))
 
     assert response.status_code == 204
     assert response.content == b""
-    for after in (client.get(ME, headers=_auth(owner_token)), _stream(client, owner_token)):
+    for after in (client.get(ME, headers=bearer(owner_token)), _stream(client, owner_token)):
         assert after.status_code == 401
         assert after.json()["error"]["code"] == "invalid_token"
-    assert client.get(ME, headers=_auth(second)).status_code == 200
+    assert client.get(ME, headers=bearer(second)).status_code == 200
 
 
 def test_logout_is_idempotent(client, owner, owner_token):
-    assert client.post(LOGOUT, headers=_auth(owner_token)).status_code == 204
+    assert client.post(LOGOUT, headers=bearer(owner_token)).status_code == 204
 
-    again = client.post(LOGOUT, headers=_auth(owner_token))
+    again = client.post(LOGOUT, headers=bearer(owner_token))
 
     assert again.status_code == 204
     assert AccessToken.objects.get().revoked_at is not None
@@ -138,7 +138,7 @@ def test_logout_is_idempotent(client, owner, owner_token):
 
 @pytest.mark.parametrize(
     ("headers", "code"),
-    [({}, "not_authenticated"), (_auth("forged:token"), "invalid_token")],
+    [({}, "not_authenticated"), (bearer("forged:token"), "invalid_token")],
 )
 def test_logout_without_a_real_token_is_a_401(client, headers, code):
     response = client.post(LOGOUT, headers=headers)
@@ -152,7 +152,7 @@ def test_dev_login_token_is_the_same_kind_and_a_disabled_user_gets_none(client, 
     token = client.post(
         "/api/auth/dev/login", data={"openid": "owner-openid"}, content_type="application/json"
     ).json()["token"]
-    assert client.get(ME, headers=_auth(token)).json()["id"] == owner.pk
+    assert client.get(ME, headers=bearer(token)).json()["id"] == owner.pk
     owner.is_active = False
     owner.save()
 

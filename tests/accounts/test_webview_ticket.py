@@ -12,6 +12,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import AccessToken, WebviewTicket
 from accounts.tickets import InvalidTicket, ticket_exchange, ticket_issue
+from tests.support.servers import bearer
 
 pytestmark = pytest.mark.django_db
 
@@ -19,12 +20,8 @@ ISSUE = "/api/auth/webview-ticket"
 EXCHANGE = "/api/auth/webview-ticket/exchange"
 
 
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def _issue(client: Client, token: str):
-    return client.post(ISSUE, headers=_auth(token))
+    return client.post(ISSUE, headers=bearer(token))
 
 
 def _exchange(client: Client, ticket: str):
@@ -55,7 +52,7 @@ def test_a_ticket_opens_the_page_as_the_same_user(client, owner, owner_token, se
     assert set(exchanged.json()) == {"token", "expires_at"}
     token = exchanged.json()["token"]
     assert token != owner_token
-    me = client.get("/api/auth/me", headers=_auth(token))
+    me = client.get("/api/auth/me", headers=bearer(token))
     assert me.json()["id"] == owner.pk
 
 
@@ -105,7 +102,7 @@ def test_a_missing_ticket_is_bad_input(client, body):
 
 def test_asking_for_a_ticket_needs_a_valid_token(client):
     assert client.post(ISSUE).json()["error"]["code"] == "not_authenticated"
-    refused = client.post(ISSUE, headers=_auth("forged:token"))
+    refused = client.post(ISSUE, headers=bearer("forged:token"))
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "invalid_token"
     assert not WebviewTicket.objects.exists()

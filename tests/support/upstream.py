@@ -21,10 +21,11 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from tests.support.servers import BackgroundServer
 
 __all__ = ["TAG_RE", "FakeUpstream", "Scenario"]
 
@@ -127,7 +128,7 @@ _SCRIPT_OPTIONS = frozenset(
 )
 
 
-class FakeUpstream:
+class FakeUpstream(BackgroundServer):
     """aiohttp server on 127.0.0.1:<free port> running in a daemon thread with its own loop."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
@@ -167,18 +168,6 @@ class FakeUpstream:
             loop.call_soon_threadsafe(stop.set)
         thread.join(10)
         self._thread = None
-
-    def __enter__(self) -> FakeUpstream:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

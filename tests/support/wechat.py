@@ -30,8 +30,9 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.support.servers import BackgroundServer
 
 PATH = "/sns/jscode2session"
 SLOW_SECONDS = 3.0
@@ -61,7 +62,7 @@ def session_key() -> str:
     return secrets.token_urlsafe(16)
 
 
-class FakeWechat:
+class FakeWechat(BackgroundServer):
     """http.server in a daemon thread; one thread per request, so a slow answer blocks none."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -86,18 +87,6 @@ class FakeWechat:
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(5)
-
-    def __enter__(self) -> FakeWechat:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
