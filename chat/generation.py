@@ -147,14 +147,13 @@ class Generation:
 
     # --- Control ------------------------------------------------------------------------
 
-    def stop(self, status: str) -> bool:
-        """Cancel the upstream call; the answer so far is saved with `status`."""
+    def stop(self, status: str) -> None:
+        """Cancel the upstream call; the answer so far is saved with `status` (first wins)."""
         if self.finished or self._stop_status is not None:
-            return False
+            return
         self._stop_status = status
         if self._upstream is not None and not self._upstream.done():
             self._upstream.cancel()
-        return True
 
     # --- Producing the log --------------------------------------------------------------
 

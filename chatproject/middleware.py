@@ -3,7 +3,7 @@
 import logging
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.middleware.gzip import GZipMiddleware
 from django.urls import Resolver404, resolve
 from django.utils.deprecation import MiddlewareMixin
@@ -32,8 +32,13 @@ class ApiErrorMiddleware(MiddlewareMixin):
     def process_exception(self, request: HttpRequest, exception: Exception):
         if not request.path.startswith("/api/"):
             return None
-        logger.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response("internal_error", "Something went wrong on our side.", status=500)
+        return unhandled_error_response(request)
+
+
+def unhandled_error_response(request: HttpRequest) -> JsonResponse:
+    """Log the exception being handled; answer the client a JSON 500."""
+    logger.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response("internal_error", "Something went wrong on our side.", status=500)
 
 
 # The answer streams: plain async views that authenticate by bearer token, need no session,
@@ -70,8 +75,7 @@ class StreamLaneMiddleware:
         try:
             response = await match.func(request, *match.args, **match.kwargs)
         except Exception:
-            logger.exception("unhandled error on %s %s", request.method, request.path)
-            return error_response("internal_error", "Something went wrong on our side.", status=500)
+            return unhandled_error_response(request)
         response["X-Content-Type-Options"] = "nosniff"
         return response
 
