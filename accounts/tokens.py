@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core import signing
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import AccessToken, User
@@ -54,6 +55,34 @@ def token_user(token: str) -> User:
         raise InvalidToken("user disabled")
     _user_touch(user)
     return user
+
+
+# The stream endpoints need only the owner's id, once per answer: one fixed statement
+# instead of the ORM's join into two model instances (~4x less CPU, bench/ issue #6).
+_OWNER_QUERY = (
+    f"SELECT u.id, u.is_active, (u.last_seen_at IS NULL OR u.last_seen_at < %s)"
+    f" FROM {AccessToken._meta.db_table} t JOIN {User._meta.db_table} u ON u.id = t.user_id"
+    " WHERE t.key_id = %s AND t.revoked_at IS NULL AND t.expires_at > %s"
+)
+
+
+def token_owner_id(token: str) -> int:
+    """The id of the active user a token belongs to; same checks as `token_user`."""
+    key_id = token_key_id(token)
+    now = timezone.now()
+    db_now = connection.ops.adapt_datetimefield_value(now)
+    db_stale = connection.ops.adapt_datetimefield_value(now - _LAST_SEEN_RESOLUTION)
+    with connection.cursor() as cursor:
+        cursor.execute(_OWNER_QUERY, [db_stale, key_id, db_now])
+        row = cursor.fetchone()
+    if row is None:
+        raise InvalidToken("expired or revoked")
+    user_id, is_active, seen_long_ago = row
+    if not is_active:
+        raise InvalidToken("user disabled")
+    if seen_long_ago:
+        User.objects.filter(pk=user_id).update(last_seen_at=now)
+    return user_id
 
 
 def _user_touch(user: User) -> None:

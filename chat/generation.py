@@ -17,7 +17,7 @@ from django.conf import settings
 from chat import eventbus, events
 from chat.models import ChatRecord
 from chat.providers import ModelSpec, ProviderError, Usage, provider_stream
-from chat.services import TurnOutcome, record_finish
+from chat.services import OpenedTurn, TurnOutcome, record_finish
 from chatproject.db import run_db
 
 logger = logging.getLogger(__name__)
@@ -33,13 +33,11 @@ _recent: dict[int, "Generation"] = {}
 class Generation:
     """The answer to one record, produced once, readable by any number of responses."""
 
-    def __init__(
-        self, *, record: ChatRecord, spec: ModelSpec, messages: list[dict], started_at: float
-    ) -> None:
-        self.record_id: int = record.pk
-        self.session_id: int = record.session_id
+    def __init__(self, *, turn: OpenedTurn, spec: ModelSpec, started_at: float) -> None:
+        self.record_id = turn.record_id
+        self.session_id = turn.session_id
         self.spec = spec
-        self.messages = messages
+        self.messages = turn.messages
         self.frames: list[bytes] = []  # the encoded event log, in order; frame n has id n+1
         self.status: str | None = None  # the saved status, once finished
         self._finished = asyncio.Event()
@@ -238,9 +236,7 @@ class Generation:
             self._publish(events.ERROR, {"code": error.code, "message": error.message})
         outcome = self._outcome(status, error)
         try:
-            await run_db(
-                record_finish, record_id=self.record_id, session_id=self.session_id, outcome=outcome
-            )
+            await run_db(record_finish, record_id=self.record_id, outcome=outcome)
         except Exception:
             logger.exception("could not save record %s", self.record_id)
             message = "The answer could not be saved."
@@ -290,13 +286,11 @@ def _spawn(coroutine) -> asyncio.Task:
 _background: set[asyncio.Task] = set()
 
 
-def generation_start(
-    *, record: ChatRecord, spec: ModelSpec, messages: list[dict], started_at: float
-) -> Generation:
+def generation_start(*, turn: OpenedTurn, spec: ModelSpec, started_at: float) -> Generation:
     from chat import lifecycle  # the process-wide loops start with the first answer
 
     lifecycle.ensure_running()
-    generation = Generation(record=record, spec=spec, messages=messages, started_at=started_at)
+    generation = Generation(turn=turn, spec=spec, started_at=started_at)
     _live[generation.record_id] = generation
     task = asyncio.create_task(generation.run(), name=f"generation-{generation.record_id}")
     task.add_done_callback(lambda _: _generation_ended(generation))

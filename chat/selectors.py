@@ -24,13 +24,13 @@ def record_status(*, record_id: int) -> str:
     return ChatRecord.objects.filter(pk=record_id).values_list("status", flat=True).get()
 
 
-def context_messages(*, session: ChatSession, question: str) -> list[dict]:
+def context_messages(*, session: ChatSession | None, question: str) -> list[dict]:
     """System prompt, the session's last N answered turns, then the new question."""
     messages: list[dict] = []
     if settings.CHAT_SYSTEM_PROMPT:
         messages.append({"role": "system", "content": settings.CHAT_SYSTEM_PROMPT})
     turns = settings.CHAT_CONTEXT_TURNS
-    if turns and session.pk:
+    if turns and session is not None:
         recent = (
             ChatRecord.objects.filter(session=session, status__in=_CONTEXT_STATUSES)
             .exclude(answer="")

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import User
-from chat.models import ChatRecord, ChatSession
+from chat.models import ChatRecord
 from chat.selectors import context_messages, session_get_owned
+from chat.turn_store import NewTurn, record_outcome_save, turn_insert
 from chatproject.errors import ApplicationError
 
 _TITLE_LENGTH = 30
@@ -23,7 +23,8 @@ _OPEN_STATUSES = (ChatRecord.Status.PENDING, ChatRecord.Status.STREAMING)
 
 @dataclass(frozen=True)
 class OpenedTurn:
-    record: ChatRecord
+    record_id: int
+    session_id: int
     messages: list[dict]  # what the model is sent: system prompt, context, question
 
 
@@ -40,7 +41,7 @@ class TurnOutcome:
 
 def turn_open(
     *,
-    owner: User,
+    owner_id: int,
     question: str,
     session_id: int | None,
     model_name: str,
@@ -49,42 +50,30 @@ def turn_open(
     question_type: str = "",
 ) -> OpenedTurn:
     """Save the question before any model call, so it survives whatever happens next."""
-    session = _session_for_turn(owner=owner, session_id=session_id, question=question)
+    session = None
+    if session_id is not None:
+        session = session_get_owned(owner_id=owner_id, session_id=session_id)
+        if session is None:
+            # Same answer for "not yours" and "does not exist": ids are not an oracle.
+            raise ApplicationError("session_not_found", "No such chat session.", status=404)
     messages = context_messages(session=session, question=question)
-    if client_id and ChatRecord.objects.filter(owner=owner, client_id=client_id).exists():
+    if client_id and ChatRecord.objects.filter(owner_id=owner_id, client_id=client_id).exists():
         raise _duplicate_client_id()
-    now = timezone.now()
+    turn = NewTurn(
+        owner_id=owner_id,
+        session_id=session_id,
+        title=question.strip()[:_TITLE_LENGTH],
+        question=question,
+        model_name=model_name,
+        client_id=client_id,
+        terminal=terminal,
+        question_type=question_type,
+    )
     try:
-        with transaction.atomic():
-            if session.pk is None:
-                session.created_at = session.updated_at = now
-                session.save()
-            else:
-                ChatSession.objects.filter(pk=session.pk).update(updated_at=now)
-            record = ChatRecord.objects.create(
-                session=session,
-                owner=owner,
-                question=question,
-                model_name=model_name,
-                client_id=client_id,
-                terminal=terminal,
-                question_type=question_type,
-                created_at=now,
-                heartbeat_at=now,
-            )
+        record_id, session_id = turn_insert(turn, now=timezone.now())
     except IntegrityError:
         raise _duplicate_client_id() from None  # a concurrent request won the race
-    return OpenedTurn(record=record, messages=messages)
-
-
-def _session_for_turn(*, owner: User, session_id: int | None, question: str) -> ChatSession:
-    if session_id is None:
-        return ChatSession(owner=owner, title=question.strip()[:_TITLE_LENGTH])
-    session = session_get_owned(owner_id=owner.pk, session_id=session_id)
-    if session is None:
-        # Same answer for "not yours" and "does not exist": ids are not an oracle.
-        raise ApplicationError("session_not_found", "No such chat session.", status=404)
-    return session
+    return OpenedTurn(record_id=record_id, session_id=session_id, messages=messages)
 
 
 def _duplicate_client_id() -> ApplicationError:
@@ -93,20 +82,18 @@ def _duplicate_client_id() -> ApplicationError:
     )
 
 
-def record_finish(*, record_id: int, session_id: int, outcome: TurnOutcome) -> None:
+def record_finish(*, record_id: int, outcome: TurnOutcome) -> None:
     """Save the answer once, at the end: never a write per token."""
-    finished_at = outcome.finished_at or timezone.now()
-    with transaction.atomic():
-        ChatRecord.objects.filter(pk=record_id, status__in=_OPEN_STATUSES).update(
-            status=outcome.status,
-            answer=outcome.answer,
-            error_code=outcome.error_code,
-            prompt_tokens=outcome.prompt_tokens,
-            completion_tokens=outcome.completion_tokens,
-            first_token_ms=outcome.first_token_ms,
-            finished_at=finished_at,
-        )
-        ChatSession.objects.filter(pk=session_id).update(updated_at=finished_at)
+    record_outcome_save(
+        record_id=record_id,
+        status=outcome.status,
+        answer=outcome.answer,
+        error_code=outcome.error_code,
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+        first_token_ms=outcome.first_token_ms,
+        finished_at=outcome.finished_at or timezone.now(),
+    )
 
 
 def records_checkpoint(*, partial_answers: dict[int, str]) -> None:

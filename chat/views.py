@@ -7,7 +7,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts.authentication import signed_bearer_token, user_for_token
+from accounts.authentication import owner_id_for_token, signed_bearer_token
 from chat import eventbus, lifecycle
 from chat.delivery import event_stream_response, mirrored_stream_response
 from chat.generation import generation_find, generation_start
@@ -39,7 +39,7 @@ def _request_body(request: HttpRequest) -> bytes:
 
 def _authenticated_turn_open(token: str, params: StreamRequest) -> OpenedTurn:
     return turn_open(
-        owner=user_for_token(token),
+        owner_id=owner_id_for_token(token),
         question=params.question,
         session_id=params.session_id,
         model_name=params.spec.name,
@@ -50,7 +50,7 @@ def _authenticated_turn_open(token: str, params: StreamRequest) -> OpenedTurn:
 
 
 def _authenticated_record(token: str, record_id: int) -> ChatRecord:
-    record = record_get_owned(owner_id=user_for_token(token).pk, record_id=record_id)
+    record = record_get_owned(owner_id=owner_id_for_token(token), record_id=record_id)
     if record is None:
         # Same answer for "not yours" and "does not exist": ids are not an oracle.
         raise ApplicationError("record_not_found", "No such chat record.", status=404)
@@ -68,7 +68,7 @@ async def chat_stream(request: HttpRequest) -> HttpResponseBase:
         try:
             params = stream_request_parse(_request_body(request))
         except ApplicationError:
-            await run_db(user_for_token, token)  # an expired token hears 401 before 400
+            await run_db(owner_id_for_token, token)  # an expired token hears 401 before 400
             raise
         if lifecycle.is_draining():
             raise ApplicationError(
@@ -80,9 +80,7 @@ async def chat_stream(request: HttpRequest) -> HttpResponseBase:
         if error.code == "server_draining":
             response["Retry-After"] = "1"
         return response
-    generation = generation_start(
-        record=turn.record, spec=params.spec, messages=turn.messages, started_at=started_at
-    )
+    generation = generation_start(turn=turn, spec=params.spec, started_at=started_at)
     return event_stream_response(generation)
 
 
