@@ -28,6 +28,7 @@ import platform
 import resource
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -673,7 +674,7 @@ def start_py_spy(pid: int, workdir: Path, tag: str, duration: float, out_dir: Pa
     raw = workdir / f"profile-{tag}.folded"
     # --gil: only samples holding the GIL, i.e. where the process's CPU goes (threads
     # waiting on a socket, a lock or the database are left out).
-    command = ["py-spy", "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
+    command = ["py-spy", "record", "--pid", str(pid), "--rate", "1000", "--format", "raw",
                "--output", str(raw), "--duration", str(int(duration) + 5), "--nonblocking",
                "--gil"]  # fmt: skip
     spy = Path(PY).parent / "py-spy"
@@ -692,6 +693,7 @@ def finish_py_spy(py_spy) -> None:
         process.kill()
     if raw.exists():
         out.write_text(fold_summary(raw.read_text()))
+        shutil.copy(raw, out.with_suffix(".folded"))  # the stacks, for flame graphs
         log(f"profile: {out}")
 
 

@@ -195,24 +195,31 @@ class Generation:
             raise asyncio.CancelledError
 
     async def _relay(self) -> None:
-        async for chunk in provider_stream(self.spec, self.messages):
-            if chunk.text:
-                self._parts.append(chunk.text)
-                self._unsent.append(chunk.text)
+        async for batch in provider_stream(self.spec, self.messages):
+            for chunk in batch:
+                if chunk.text:
+                    self._parts.append(chunk.text)
+                    self._unsent.append(chunk.text)
+                    if not self._coalesce_seconds:  # coalescing off: one event per delta
+                        self._flush_text()
+                if chunk.finish_reason:
+                    self._finish_reason = chunk.finish_reason
+                if chunk.usage:
+                    self._usage = chunk.usage
+            if self._first_token_ms is None and self._parts:
+                self._first_token_ms = self._elapsed_ms()
+            if self._unsent:
                 self._deliver_text()
-                if self._first_token_ms is None:
-                    self._first_token_ms = self._elapsed_ms()
-            if chunk.finish_reason:
-                self._finish_reason = chunk.finish_reason
-            if chunk.usage:
-                self._usage = chunk.usage
         if self._finish_reason is None:
             raise ProviderError("upstream_incomplete", "The model's answer ended early.")
         if self._finish_reason == "content_filter":
             raise ProviderError("content_blocked", "The model stopped: content was filtered.")
 
     def _deliver_text(self) -> None:
-        """Publish unsent text now, or when the coalescing window since the last ends."""
+        """Publish unsent text now, or when the coalescing window since the last ends.
+
+        The upstream is still read as soon as bytes arrive (so a dropped connection loses
+        nothing already sent); only publishing waits."""
         if self._flush_timer is not None:
             return  # already due
         wait = self._last_delta_at + self._coalesce_seconds - time.monotonic()

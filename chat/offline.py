@@ -46,13 +46,21 @@ def offline_tokens(text: str) -> list[str]:
     return _TOKEN_PATTERN.findall(text)
 
 
-async def offline_stream(messages: list[dict]) -> AsyncIterator[UpstreamChunk]:
+async def offline_stream(messages: list[dict]) -> AsyncIterator[list[UpstreamChunk]]:
+    """Tokens at CHAT_OFFLINE_TOKENS_PER_SECOND on a fixed schedule; each step returns
+    every token due by then, as one read of a real upstream's socket would."""
     question = str(messages[-1]["content"]) if messages else ""
     tokens = offline_tokens(offline_answer(question))
     pause = 1.0 / settings.CHAT_OFFLINE_TOKENS_PER_SECOND
-    for token in tokens:
-        await asyncio.sleep(pause)
-        yield UpstreamChunk(text=token)
+    loop = asyncio.get_running_loop()
+    started_at, sent = loop.time(), 0
+    while sent < len(tokens):
+        next_due_at = started_at + (sent + 1) * pause
+        await asyncio.sleep(max(0.0, next_due_at - loop.time()))
+        due = min(len(tokens), int((loop.time() - started_at) / pause))
+        due = max(due, sent + 1)
+        yield [UpstreamChunk(text=token) for token in tokens[sent:due]]
+        sent = due
     prompt_chars = sum(len(str(m.get("content", ""))) for m in messages)
     usage = Usage(prompt_tokens=max(1, prompt_chars // 2), completion_tokens=len(tokens))
-    yield UpstreamChunk(finish_reason="stop", usage=usage)
+    yield [UpstreamChunk(finish_reason="stop", usage=usage)]

@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from chat.sse_reader import sse_data
+from chat.sse_reader import SSEDataParser
 
 logger = logging.getLogger(__name__)
 
@@ -197,38 +197,65 @@ def _read_error_from(exc: httpx2.HTTPError) -> ProviderError:
 _CONTENT_BLOCK_CODES = {"content_filter", "content_policy_violation", "data_inspection_failed"}
 
 
-async def provider_stream(spec: ModelSpec, messages: list[dict]) -> AsyncIterator[UpstreamChunk]:
-    """The answer as it is generated; raises ProviderError on any upstream failure."""
+async def provider_stream(
+    spec: ModelSpec, messages: list[dict]
+) -> AsyncIterator[list[UpstreamChunk]]:
+    """The answer as it is generated, in batches (all that one read of the upstream
+    brought); raises ProviderError on any upstream failure."""
     if spec.offline:
         from chat.offline import offline_stream
 
-        async for chunk in offline_stream(messages):
-            yield chunk
+        async for batch in offline_stream(messages):
+            yield batch
         return
     try:
-        async for chunk in _openai_stream(spec, messages):
-            yield chunk
+        async for batch in _openai_stream(spec, messages):
+            yield batch
     except openai.OpenAIError as exc:
         raise provider_error_from(exc) from exc
     except httpx2.HTTPError as exc:
         raise _read_error_from(exc) from exc
 
 
-async def _openai_stream(spec: ModelSpec, messages: list[dict]) -> AsyncIterator[UpstreamChunk]:
-    extra = {"stream_options": {"include_usage": True}} if spec.include_usage else {}
-    request = _client_for(spec).chat.completions.with_streaming_response.create(
-        model=spec.model_id, messages=messages, max_tokens=spec.max_tokens, stream=True, **extra
+def _request_body(spec: ModelSpec, messages: list[dict]) -> dict:
+    body = {"model": spec.model_id, "messages": messages, "max_tokens": spec.max_tokens}
+    body["stream"] = True
+    if spec.include_usage:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+async def _openai_stream(
+    spec: ModelSpec, messages: list[dict]
+) -> AsyncIterator[list[UpstreamChunk]]:
+    # The SDK's raw call (`client.post`, documented for any endpoint): the same client,
+    # auth, retries and error mapping as `chat.completions.create`, without the typed
+    # params transform that cost ~0.4 ms of CPU per question (bench/). The response is
+    # returned unread once its status has been checked.
+    response = await _client_for(spec).post(
+        "/chat/completions",
+        body=_request_body(spec, messages),
+        cast_to=httpx2.Response,
+        stream=True,
     )
-    # The raw response (status already checked by the SDK), read as bytes. `async with`
-    # closes the upstream connection on every exit, cancellation included, so a stopped
-    # answer stops costing tokens at once.
-    async with request as response:
-        async for data in sse_data(response.iter_bytes()):
-            if data == b"[DONE]":
-                return
-            chunk = _chunk_from(orjson.loads(data))
-            if chunk is not None:
-                yield chunk
+    parser = SSEDataParser()
+    # Closed on every exit, cancellation included, so a stopped answer stops costing
+    # tokens at once.
+    try:
+        async for raw in response.aiter_bytes():
+            batch: list[UpstreamChunk] = []
+            for data in parser.feed(raw):
+                if data == b"[DONE]":
+                    if batch:
+                        yield batch
+                    return
+                chunk = _chunk_from(orjson.loads(data))
+                if chunk is not None:
+                    batch.append(chunk)
+            if batch:
+                yield batch
+    finally:
+        await response.aclose()
 
 
 def _chunk_from(payload: dict) -> UpstreamChunk | None:

@@ -69,7 +69,7 @@ class StreamLaneMiddleware:
         return self._call_async(request)
 
     async def _call_async(self, request: HttpRequest):
-        match = _stream_lane_match(request.path_info)
+        match = stream_lane_match(request.path_info)
         if match is None:
             return await self.get_response(request)
         try:
@@ -80,7 +80,7 @@ class StreamLaneMiddleware:
         return response
 
 
-def _stream_lane_match(path: str):
+def stream_lane_match(path: str):
     if not path.startswith("/api/chat/"):
         return None
     try:
