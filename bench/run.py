@@ -114,6 +114,15 @@ def proc_ticks(pid: int) -> int | None:
     return int(rest[11]) + int(rest[12])
 
 
+def proc_sys_ticks(pid: int) -> int | None:
+    """stime alone: the kernel's share (socket reads and writes, mostly)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[12])
+    except OSError:
+        return None
+
+
 def proc_status_kb(pid: int, field: str) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as fh:
@@ -533,6 +542,7 @@ def measure(
             readings["before"] = {
                 "server_wait": run_delay_s(server.pid),
                 "server": proc_ticks(server.pid),
+                "server_sys": proc_sys_ticks(server.pid),
                 "upstream": proc_ticks(upstream.pid),
                 "loadgen": proc_ticks(loadgen_pid),
                 "pg": group_ticks(readings["pg_pids"]),
@@ -548,6 +558,7 @@ def measure(
         after = {
             "server_wait": run_delay_s(server.pid),
             "server": proc_ticks(server.pid),
+            "server_sys": proc_sys_ticks(server.pid),
             "upstream": proc_ticks(upstream.pid),
             "pg": group_ticks(pids_matching("postgres:", f" {DB_NAME} ")),
             "redis": group_ticks(readings["redis_pids"]),
@@ -581,6 +592,7 @@ def summarize(variant, scenario, n, server, result, readings, after, idle_rss, p
     wall = after["wall"] - before["wall"]
     tick = 1.0 / CLK_TCK
     server_cpu = (after["server"] - before["server"]) * tick
+    server_sys = (after["server_sys"] - before["server_sys"]) * tick
     upstream_cpu = (after["upstream"] - before["upstream"]) * tick
     pg_cpu = ticks_delta(before["pg"], after["pg"]) * tick
     redis_cpu = ticks_delta(before["redis"], after["redis"]) * tick
@@ -640,6 +652,7 @@ def summarize(variant, scenario, n, server, result, readings, after, idle_rss, p
         "server_cpu_cores": round(server_cpu / wall, 3) if wall else None,
         "server_peak_cores_1s": result["server_peak_cores_1s"],
         "cpu_s_per_1k_tokens": round(server_cpu / (tokens / 1000), 4) if tokens else None,
+        "server_sys_share": round(server_sys / server_cpu, 3) if server_cpu else None,
         "idle_rss_mb": round(idle_rss / 1024, 1) if idle_rss else None,
         "peak_rss_mb": round(peak_rss / 1024, 1) if peak_rss else None,
         "rss_at_max_open_mb": round(rss_at_open / 1024, 1) if rss_at_open else None,
@@ -868,10 +881,10 @@ def report(runs: list[dict], meta: dict) -> str:
         "or a load generator near 1 core are suspect.",
         "",
         "| scenario | relay / server | wall s | tokens | tokens / event | upstream pace tok/s "
-        "p50 / p1 | server (idle) | upstream "
+        "p50 / p1 | server (idle) | server kernel share | upstream "
         "| load gen | loop lag p99 ms | PostgreSQL | Redis | others | machine busy "
         "| server waited for a CPU, s/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         h = r["harness"]
@@ -881,7 +894,7 @@ def report(runs: list[dict], meta: dict) -> str:
             f"| {r['scenario']} (N={r['n']}) | {r['variant']} | {fmt(r['wall_s'])} "
             f"| {r['tokens']} | {fmt(r['tokens_per_frame'], 2)} "
             f"| {fmt(pace.get('p50'))} / {fmt(pace.get('p1'))} | {fmt(r['server_cpu_cores'], 2)} "
-            f"({fmt(r.get('server_idle_cores'), 2)}) "
+            f"({fmt(r.get('server_idle_cores'), 2)}) | {fmt(r.get('server_sys_share'), 2)} "
             f"| {fmt(h['upstream_cpu_cores'], 2)} | {fmt(h['loadgen_cpu_cores'], 2)} "
             f"| {fmt(h['loadgen_loop_lag_ms']['p99'])} | {fmt(h['postgres_cpu_s'] / wall, 2)} "
             f"| {fmt(h['redis_cpu_s'] / wall, 2)} | {fmt(h['other_processes_cores'], 2)} "
@@ -1056,8 +1069,11 @@ def main(argv=None) -> int:
     started = time.monotonic()
     command = "python -m bench.run" + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "")
     names = QUICK_SCENARIOS if args.quick else [s for s in args.scenarios.split(",") if s]
-    for name in names:  # any other nK: K steady answers at 30 tokens/s
-        if name not in SCENARIOS and name[:1] == "n" and name[1:].isdigit():
+    for name in names:  # any other nK: K steady answers at 30 tokens/s (nKxT: T tokens each)
+        n, _, count = name[1:].partition("x")
+        if name not in SCENARIOS and name[:1] == "n" and n.isdigit() and count.isdigit():
+            SCENARIOS[name] = replace(_steady(int(n)), name=name, count=int(count))
+        elif name not in SCENARIOS and name[:1] == "n" and name[1:].isdigit():
             SCENARIOS[name] = _steady(int(name[1:]))
     unknown = [s for s in names if s not in SCENARIOS]
     if unknown:

@@ -33,17 +33,25 @@ async def event_stream(generation: Generation, *, after: int = 0) -> AsyncIterat
                     # The client claimed an id past the end: it has every event.
                     yield events.DONE_FRAME
                 return
-            elif not await generation.wait_for_frames(
-                after=sent, wait_seconds=settings.CHAT_PING_SECONDS
-            ):
+            elif not await generation.wait_for_frames(after=sent):
                 yield events.PING_FRAME
     finally:
         # Runs on normal end and when the client disconnects (Django cancels us).
         generation.detach()
 
 
+class EventStreamResponse(StreamingHttpResponse):
+    """A StreamingHttpResponse whose frames the stream lane's ASGI handler may write
+    without Django's per-chunk wrappers (`chatproject/lane.py`); any other handler
+    streams it as usual."""
+
+    def __init__(self, frames: AsyncIterator[bytes], **kwargs) -> None:
+        super().__init__(frames, **kwargs)
+        self.event_frames = frames
+
+
 def _sse_response(content: AsyncIterator[bytes], record_id: int) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(content, content_type="text/event-stream; charset=utf-8")
+    response = EventStreamResponse(content, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each write straight through
     response["X-Record-Id"] = str(record_id)

@@ -44,14 +44,18 @@ class Generation:
         self._grace_timer: asyncio.TimerHandle | None = None
         self._mirroring = False
         # Deltas that arrive within CHAT_COALESCE_MS of the last one published travel in
-        # one event: fewer frames, writes and mini-program setData calls, same text.
+        # one event (see `_relay`).
         self._coalesce_seconds = settings.CHAT_COALESCE_MS / 1000
         self._unsent: list[str] = []
-        self._last_delta_at = 0.0
-        self._flush_timer: asyncio.TimerHandle | None = None
         self._started_at = started_at  # monotonic time the request arrived
         self._parts: list[str] = []
-        self._wakeup = asyncio.Event()
+        # Readers waiting for the next frame; woken by each frame, and by the ping tick
+        # when the log has been quiet for CHAT_PING_SECONDS (one timer per answer, not
+        # one per wait).
+        self._waiters: list[asyncio.Future] = []
+        self._last_frame_at = time.monotonic()
+        self._ping_seconds = settings.CHAT_PING_SECONDS
+        self._ping_timer: asyncio.TimerHandle | None = None
         self._subscribers = 0
         self._stop_status: str | None = None
         self._upstream: asyncio.Task | None = None
@@ -132,16 +136,15 @@ class Generation:
             return False
         return True
 
-    async def wait_for_frames(self, *, after: int, wait_seconds: float) -> bool:
-        """Wait until the log grows past `after` or ends; False if `wait_seconds` passed first."""
+    async def wait_for_frames(self, *, after: int) -> bool:
+        """Wait until the log grows past `after` or ends (True), or until it has been
+        quiet for the ping interval (False: time for a keep-alive)."""
         if len(self.frames) > after or self.finished:
             return True
-        try:
-            async with asyncio.timeout(wait_seconds):
-                await self._wakeup.wait()
-        except TimeoutError:
-            return False
-        return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
+        return len(self.frames) > after or self.finished
 
     # --- Control ------------------------------------------------------------------------
 
@@ -157,16 +160,29 @@ class Generation:
 
     def _publish(self, event_type: str, payload: dict) -> None:
         self.frames.append(events.event_frame(len(self.frames) + 1, event_type, payload))
+        self._last_frame_at = time.monotonic()
         self._wake()
 
     def _wake(self) -> None:
-        self._wakeup.set()
-        self._wakeup = asyncio.Event()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():  # a reader that left was cancelled
+                waiter.set_result(None)
+
+    def _ping_tick(self) -> None:
+        quiet_for = time.monotonic() - self._last_frame_at
+        if quiet_for >= self._ping_seconds:
+            self._wake()  # nothing new: each reader sends a ping
+            quiet_for = 0.0
+        loop = asyncio.get_running_loop()
+        self._ping_timer = loop.call_later(self._ping_seconds - quiet_for, self._ping_tick)
 
     def _elapsed_ms(self) -> int:
         return int((time.monotonic() - self._started_at) * 1000)
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._ping_timer = loop.call_later(self._ping_seconds, self._ping_tick)
         self._publish(
             events.START,
             {"record_id": self.record_id, "session_id": self.session_id, "model": self.spec.name},
@@ -195,12 +211,16 @@ class Generation:
             raise asyncio.CancelledError
 
     async def _relay(self) -> None:
-        async for batch in provider_stream(self.spec, self.messages):
+        # Coalescing is paced reading: the upstream is read at most once per window, and
+        # each read (every delta it brought) becomes one event. Fewer reads, frames,
+        # writes and mini-program setData calls; the same text.
+        window = self._coalesce_seconds
+        async for batch in provider_stream(self.spec, self.messages, read_every=window):
             for chunk in batch:
                 if chunk.text:
                     self._parts.append(chunk.text)
                     self._unsent.append(chunk.text)
-                    if not self._coalesce_seconds:  # coalescing off: one event per delta
+                    if not window:  # coalescing off: one event per delta
                         self._flush_text()
                 if chunk.finish_reason:
                     self._finish_reason = chunk.finish_reason
@@ -208,36 +228,18 @@ class Generation:
                     self._usage = chunk.usage
             if self._first_token_ms is None and self._parts:
                 self._first_token_ms = self._elapsed_ms()
-            if self._unsent:
-                self._deliver_text()
+            self._flush_text()
         if self._finish_reason is None:
             raise ProviderError("upstream_incomplete", "The model's answer ended early.")
         if self._finish_reason == "content_filter":
             raise ProviderError("content_blocked", "The model stopped: content was filtered.")
 
-    def _deliver_text(self) -> None:
-        """Publish unsent text now, or when the coalescing window since the last ends.
-
-        The upstream is still read as soon as bytes arrive (so a dropped connection loses
-        nothing already sent); only publishing waits."""
-        if self._flush_timer is not None:
-            return  # already due
-        wait = self._last_delta_at + self._coalesce_seconds - time.monotonic()
-        if wait <= 0:
-            self._flush_text()
-        else:
-            self._flush_timer = asyncio.get_running_loop().call_later(wait, self._flush_text)
-
     def _flush_text(self) -> None:
-        self._flush_timer = None
         if self._unsent:
             self._publish(events.DELTA, {"text": "".join(self._unsent)})
             self._unsent.clear()
-            self._last_delta_at = time.monotonic()
 
     async def _finish(self, status: str, error: ProviderError | None) -> None:
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
         self._flush_text()  # every generated character is delivered before the end
         if error is not None:
             self._publish(events.ERROR, {"code": error.code, "message": error.message})
@@ -253,6 +255,8 @@ class Generation:
         self.status = status
         self._finished.set()
         self._wake()
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
 
     def _outcome(self, status: str, error: ProviderError | None) -> TurnOutcome:
         usage = self._usage or Usage()
@@ -306,7 +310,7 @@ def generation_start(*, turn: OpenedTurn, spec: ModelSpec, started_at: float) ->
 
 async def _mirror(generation: Generation) -> None:
     async def wait(*, after: int) -> None:
-        await generation.wait_for_frames(after=after, wait_seconds=60)
+        await generation.wait_for_frames(after=after)
 
     try:
         await eventbus.mirror_log(generation.record_id, generation.frames, wait)

@@ -46,7 +46,9 @@ def offline_tokens(text: str) -> list[str]:
     return _TOKEN_PATTERN.findall(text)
 
 
-async def offline_stream(messages: list[dict]) -> AsyncIterator[list[UpstreamChunk]]:
+async def offline_stream(
+    messages: list[dict], *, read_every: float = 0.0
+) -> AsyncIterator[list[UpstreamChunk]]:
     """Tokens at CHAT_OFFLINE_TOKENS_PER_SECOND on a fixed schedule; each step returns
     every token due by then, as one read of a real upstream's socket would."""
     question = str(messages[-1]["content"]) if messages else ""
@@ -57,10 +59,11 @@ async def offline_stream(messages: list[dict]) -> AsyncIterator[list[UpstreamChu
     while sent < len(tokens):
         next_due_at = started_at + (sent + 1) * pause
         await asyncio.sleep(max(0.0, next_due_at - loop.time()))
-        due = min(len(tokens), int((loop.time() - started_at) / pause))
-        due = max(due, sent + 1)
+        due = max(sent + 1, min(len(tokens), int((loop.time() - started_at) / pause)))
+        read_at = loop.time()
         yield [UpstreamChunk(text=token) for token in tokens[sent:due]]
         sent = due
+        await asyncio.sleep(max(0.0, read_at + read_every - loop.time()))
     prompt_chars = sum(len(str(m.get("content", ""))) for m in messages)
     usage = Usage(prompt_tokens=max(1, prompt_chars // 2), completion_tokens=len(tokens))
     yield [UpstreamChunk(finish_reason="stop", usage=usage)]

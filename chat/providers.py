@@ -11,6 +11,7 @@ import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import aiohttp
 import httpx2
 import openai
 import orjson
@@ -198,23 +199,31 @@ _CONTENT_BLOCK_CODES = {"content_filter", "content_policy_violation", "data_insp
 
 
 async def provider_stream(
-    spec: ModelSpec, messages: list[dict]
+    spec: ModelSpec, messages: list[dict], *, read_every: float = 0.0
 ) -> AsyncIterator[list[UpstreamChunk]]:
-    """The answer as it is generated, in batches (all that one read of the upstream
-    brought); raises ProviderError on any upstream failure."""
+    """The answer as it is generated, in batches: all that one read of the upstream
+    brought. With `read_every` > 0 the upstream is read at most that often (the first
+    read at once); what arrives in between waits in the socket buffer and comes back as
+    one batch. Raises ProviderError on any upstream failure."""
     if spec.offline:
         from chat.offline import offline_stream
 
-        async for batch in offline_stream(messages):
+        async for batch in offline_stream(messages, read_every=read_every):
             yield batch
         return
     try:
-        async for batch in _openai_stream(spec, messages):
+        async for batch in _openai_stream(spec, messages, read_every=read_every):
             yield batch
     except openai.OpenAIError as exc:
         raise provider_error_from(exc) from exc
     except httpx2.HTTPError as exc:
         raise _read_error_from(exc) from exc
+    except TimeoutError as exc:  # aiohttp's read timeout, when read directly
+        raise ProviderError("upstream_timeout", "The model went silent mid-answer.") from exc
+    except aiohttp.ClientError as exc:
+        raise ProviderError(
+            "upstream_unavailable", "The model service dropped the answer."
+        ) from exc
 
 
 def _request_body(spec: ModelSpec, messages: list[dict]) -> dict:
@@ -226,7 +235,7 @@ def _request_body(spec: ModelSpec, messages: list[dict]) -> dict:
 
 
 async def _openai_stream(
-    spec: ModelSpec, messages: list[dict]
+    spec: ModelSpec, messages: list[dict], *, read_every: float
 ) -> AsyncIterator[list[UpstreamChunk]]:
     # The SDK's raw call (`client.post`, documented for any endpoint): the same client,
     # auth, retries and error mapping as `chat.completions.create`, without the typed
@@ -242,7 +251,7 @@ async def _openai_stream(
     # Closed on every exit, cancellation included, so a stopped answer stops costing
     # tokens at once.
     try:
-        async for raw in response.aiter_bytes():
+        async for raw in _socket_reads(response, read_every=read_every):
             batch: list[UpstreamChunk] = []
             for data in parser.feed(raw):
                 if data == b"[DONE]":
@@ -256,6 +265,45 @@ async def _openai_stream(
                 yield batch
     finally:
         await response.aclose()
+
+
+async def _socket_reads(response: httpx2.Response, *, read_every: float) -> AsyncIterator[bytes]:
+    """The body as the socket delivers it, read at most every `read_every` seconds."""
+    transport_stream = getattr(response.stream, "_stream", None)
+    aiohttp_response = getattr(transport_stream, "_aiohttp_response", None)
+    encoding = response.headers.get("content-encoding", "identity").lower()
+    if aiohttp_response is None or encoding != "identity":
+        async for raw in _paced(response.aiter_bytes(), read_every):
+            yield raw
+        return
+    # Under the SDK's aiohttp transport, straight from aiohttp's reader: the httpx layers
+    # on top add five async iterators per read (bench/). aiohttp reads the socket in the
+    # background, so pacing pauses the connection's reading: an upstream that drops
+    # mid-answer then still has everything it sent read before the error.
+    reader, connection = aiohttp_response.content, aiohttp_response.connection
+    loop = asyncio.get_running_loop()
+    while raw := await reader.readany():
+        read_at = loop.time()
+        yield raw
+        wait = read_at + read_every - loop.time()
+        if wait > 0 and connection is not None and connection.protocol is not None:
+            protocol = connection.protocol
+            protocol.pause_reading()
+            try:
+                await asyncio.sleep(wait)
+            finally:
+                protocol.resume_reading()
+
+
+async def _paced(chunks: AsyncIterator[bytes], read_every: float) -> AsyncIterator[bytes]:
+    # httpx reads the socket only when asked, so waiting here leaves bytes in the kernel.
+    loop = asyncio.get_running_loop()
+    async for raw in chunks:
+        read_at = loop.time()
+        yield raw
+        wait = read_at + read_every - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
 
 
 def _chunk_from(payload: dict) -> UpstreamChunk | None:

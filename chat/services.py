@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from chat.models import ChatRecord
 from chat.selectors import context_messages, session_get_owned
-from chat.turn_store import NewTurn, record_outcome_save, turn_insert
+from chat.turn_store import NewTurn, record_outcome_save, records_checkpoint_save, turn_insert
 from chatproject.errors import ApplicationError
 
 _TITLE_LENGTH = 30
@@ -99,15 +99,9 @@ def record_finish(*, record_id: int, outcome: TurnOutcome) -> None:
 def records_checkpoint(*, partial_answers: dict[int, str]) -> None:
     """Save each live answer so far and refresh its heartbeat: what survives a crash.
 
-    This is also where a record becomes `streaming` (once it has text): one write every
+    This is also where a record becomes `streaming` (once it has text): one batch every
     few seconds for all answers, instead of one more write per answer."""
-    now = timezone.now()
-    with transaction.atomic():
-        for record_id, answer in partial_answers.items():
-            status = ChatRecord.Status.STREAMING if answer else ChatRecord.Status.PENDING
-            ChatRecord.objects.filter(pk=record_id, status__in=_OPEN_STATUSES).update(
-                answer=answer, heartbeat_at=now, status=status
-            )
+    records_checkpoint_save(partial_answers=partial_answers, now=timezone.now())
 
 
 def records_reap(*, stale_after_seconds: float, exclude_ids: Iterable[int] = ()) -> list[int]:

@@ -35,6 +35,10 @@ _RECORD_FINISH = (
     " completion_tokens = %s, first_token_ms = %s, finished_at = %s"
     " WHERE id = %s AND status IN (%s, %s)"
 )
+_RECORD_CHECKPOINT = (
+    f"UPDATE {_RECORD} SET answer = %s, heartbeat_at = %s, status = %s"
+    " WHERE id = %s AND status IN (%s, %s)"
+)
 _OPEN_STATUSES = (ChatRecord.Status.PENDING, ChatRecord.Status.STREAMING)
 
 
@@ -98,3 +102,18 @@ def record_outcome_save(
                 _db_datetime(finished_at), record_id, *_OPEN_STATUSES,
             ],
         )  # fmt: skip
+
+
+def records_checkpoint_save(*, partial_answers: dict[int, str], now: datetime) -> None:
+    """Each open record's answer so far and a fresh heartbeat, for all live answers in one
+    batch (a pipeline on PostgreSQL); a record with text becomes `streaming`."""
+    at = _db_datetime(now)
+    rows = [
+        (
+            answer, at, ChatRecord.Status.STREAMING if answer else ChatRecord.Status.PENDING,
+            record_id, *_OPEN_STATUSES,
+        )
+        for record_id, answer in partial_answers.items()
+    ]  # fmt: skip
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(_RECORD_CHECKPOINT, rows)

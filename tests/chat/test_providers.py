@@ -1,10 +1,14 @@
 """Models are configuration: one entry per provider, validated at start-up."""
 
+import httpx2
+import orjson
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from chat.providers import model_lookup, model_registry
+from chat.providers import _client_for, _request_body, _socket_reads, model_lookup, model_registry
+from chat.sse_reader import SSEDataParser
+from tests.conftest import live_models
 
 QWEN = {
     "name": "qwen",
@@ -66,3 +70,34 @@ def test_default_model_must_exist():
         pytest.raises(ImproperlyConfigured),
     ):
         model_registry()
+
+
+@pytest.mark.parametrize(("transport", "from_aiohttp"), [("aiohttp", True), ("httpx", False)])
+async def test_the_aiohttp_transport_is_read_straight_from_aiohttp(
+    upstream, transport, from_aiohttp
+):
+    # The fast path reaches into the SDK's transport; an SDK upgrade that moves things
+    # must fail here rather than fall back to the slower path unnoticed.
+    scenario = upstream.script(tokens=["一", "二"])
+    messages = [{"role": "user", "content": f"path {scenario.tag}"}]
+    with override_settings(LLM_MODELS=live_models(upstream), LLM_HTTP_CLIENT=transport):
+        spec = model_lookup("test-model")
+        client = _client_for(spec)
+        response = await client.post(
+            "/chat/completions", body=_request_body(spec, messages), cast_to=httpx2.Response,
+            stream=True,
+        )  # fmt: skip
+        httpx_reads = []
+        through_httpx = response.aiter_bytes
+        response.aiter_bytes = lambda: httpx_reads.append(1) or through_httpx()
+        try:
+            body = b"".join([chunk async for chunk in _socket_reads(response, read_every=0)])
+        finally:
+            await response.aclose()
+            await client.close()
+    assert bool(httpx_reads) is not from_aiohttp
+    texts = [orjson.loads(data) for data in SSEDataParser().feed(body)[:-1]]
+    assert (
+        "".join(t["choices"][0]["delta"].get("content", "") for t in texts if t["choices"])
+        == "一二"
+    )

@@ -179,7 +179,9 @@ async def test_resume_and_stop_refuse_bad_requests(live_client, owner, owner_tok
 async def test_sigkill_mid_stream_leaves_a_record_the_reaper_closes(
     start_server, live_client, owner_token, upstream
 ):
-    doomed_server = start_server()
+    # A long grace period: the process must die with the answer still open, not close it
+    # itself as `interrupted` after the hang-up below.
+    doomed_server = start_server(CHAT_DETACH_GRACE_SECONDS="30")
     slow = upstream.script(tokens=[f"k{i} " for i in range(300)], pace=0.03)
     alive = upstream.script(tokens=[f"a{i} " for i in range(300)], pace=0.03)
     survivor = asyncio.create_task(

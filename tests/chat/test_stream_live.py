@@ -154,6 +154,20 @@ async def test_hanging_up_mid_answer_cancels_upstream_after_the_grace_period(
     assert record.answer == "".join(tokens[:relayed])  # exactly what was relayed, whole tokens
 
 
+@pytest.fixture(scope="module")
+def fault_server_for(start_server, daphne_server):
+    """The default server reads the upstream through the SDK's aiohttp transport (straight
+    from aiohttp's reader); one more runs the SDK's httpx transport, the other read path."""
+    servers = {"aiohttp": daphne_server}
+
+    def server_for(transport: str):
+        if transport not in servers:
+            servers[transport] = start_server(LLM_HTTP_CLIENT=transport)
+        return servers[transport]
+
+    return server_for
+
+
 @pytest.mark.parametrize(
     ("script", "model", "code", "partial"),
     [
@@ -169,14 +183,16 @@ async def test_hanging_up_mid_answer_cancels_upstream_after_the_grace_period(
         ({"end_without_finish": True}, "test-model", "upstream_incomplete", "a b c d e "),
     ],
 )  # fmt: skip
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 async def test_upstream_faults_end_in_an_error_event_and_a_saved_record(
-    live_client, owner_token, upstream, script, model, code, partial
+    fault_server_for, owner_token, upstream, script, model, code, partial, transport
 ):
     scenario = upstream.script(tokens=["a ", "b ", "c ", "d ", "e "], pace=0.01, **script)
 
-    transcript = await stream_chat(
-        live_client, owner_token, {"question": f"fault {scenario.tag}", "model": model}
-    )
+    async with httpx.AsyncClient(base_url=fault_server_for(transport).url, timeout=30) as client:
+        transcript = await stream_chat(
+            client, owner_token, {"question": f"fault {scenario.tag}", "model": model}
+        )
 
     assert transcript.status_code == 200
     (error,) = transcript.of_type("error")

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from chat.models import ChatRecord, ChatSession
-from chat.services import TurnOutcome, record_finish, turn_open
+from chat.services import TurnOutcome, record_finish, records_checkpoint, turn_open
 
 pytestmark = pytest.mark.django_db
 
@@ -93,3 +93,28 @@ def test_an_error_outcome_keeps_its_code_and_null_usage(owner):
     )
     assert (record.prompt_tokens, record.first_token_ms) == (None, None)
     assert record.finished_at is not None
+
+
+def test_a_checkpoint_saves_live_answers_so_far_and_leaves_finished_ones_alone(owner):
+    live, quiet, done = (
+        turn_open(owner_id=owner.pk, question=q, session_id=None, model_name="m")
+        for q in ("live", "quiet", "done")
+    )
+    record_finish(record_id=done.record_id, outcome=TurnOutcome(status="done", answer="final"))
+    ChatRecord.objects.update(heartbeat_at=timezone.now() - timedelta(minutes=1))
+    before = timezone.now()
+
+    records_checkpoint(
+        partial_answers={live.record_id: "部分 answer", quiet.record_id: "", done.record_id: "x"}
+    )
+
+    rows = {r.pk: r for r in ChatRecord.objects.all()}
+    assert (rows[live.record_id].status, rows[live.record_id].answer) == (
+        "streaming",
+        "部分 answer",
+    )
+    assert (rows[quiet.record_id].status, rows[quiet.record_id].answer) == ("pending", "")
+    assert (rows[done.record_id].status, rows[done.record_id].answer) == ("done", "final")
+    assert rows[live.record_id].heartbeat_at >= before
+    assert rows[quiet.record_id].heartbeat_at >= before
+    assert rows[done.record_id].heartbeat_at < before
