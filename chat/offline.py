@@ -63,7 +63,8 @@ async def offline_stream(
         read_at = loop.time()
         yield [UpstreamChunk(text=token) for token in tokens[sent:due]]
         sent = due
-        await asyncio.sleep(max(0.0, read_at + read_every - loop.time()))
+        if read_every:
+            await asyncio.sleep(max(0.0, read_at + read_every - loop.time()))
     prompt_chars = sum(len(str(m.get("content", ""))) for m in messages)
     usage = Usage(prompt_tokens=max(1, prompt_chars // 2), completion_tokens=len(tokens))
     yield [UpstreamChunk(finish_reason="stop", usage=usage)]

@@ -247,11 +247,13 @@ async def _openai_stream(
         cast_to=httpx2.Response,
         stream=True,
     )
-    parser = SSEDataParser()
+    body, parser = UpstreamBody(response), SSEDataParser()
+    loop = asyncio.get_running_loop()
     # Closed on every exit, cancellation included, so a stopped answer stops costing
     # tokens at once.
     try:
-        async for raw in _socket_reads(response, read_every=read_every):
+        while raw := await body.read():
+            read_at = loop.time()
             batch: list[UpstreamChunk] = []
             for data in parser.feed(raw):
                 if data == b"[DONE]":
@@ -263,47 +265,55 @@ async def _openai_stream(
                     batch.append(chunk)
             if batch:
                 yield batch
+            if read_every and any(chunk.text for chunk in batch):
+                await body.hold(read_at + read_every - loop.time())
     finally:
         await response.aclose()
 
 
-async def _socket_reads(response: httpx2.Response, *, read_every: float) -> AsyncIterator[bytes]:
-    """The body as the socket delivers it, read at most every `read_every` seconds."""
-    transport_stream = getattr(response.stream, "_stream", None)
-    aiohttp_response = getattr(transport_stream, "_aiohttp_response", None)
-    encoding = response.headers.get("content-encoding", "identity").lower()
-    if aiohttp_response is None or encoding != "identity":
-        async for raw in _paced(response.aiter_bytes(), read_every):
-            yield raw
-        return
-    # Under the SDK's aiohttp transport, straight from aiohttp's reader: the httpx layers
-    # on top add five async iterators per read (bench/). aiohttp reads the socket in the
-    # background, so pacing pauses the connection's reading: an upstream that drops
-    # mid-answer then still has everything it sent read before the error.
-    reader, connection = aiohttp_response.content, aiohttp_response.connection
-    loop = asyncio.get_running_loop()
-    while raw := await reader.readany():
-        read_at = loop.time()
-        yield raw
-        wait = read_at + read_every - loop.time()
-        if wait > 0 and connection is not None and connection.protocol is not None:
-            protocol = connection.protocol
-            protocol.pause_reading()
-            try:
-                await asyncio.sleep(wait)
-            finally:
-                protocol.resume_reading()
+class UpstreamBody:
+    """The response body as the socket delivers it, and a way to let it gather.
 
+    Under the SDK's aiohttp transport the body is read straight from aiohttp's reader:
+    the httpx layers on top add five async iterators per read (bench/). Any other
+    transport, or a compressed body, is read through httpx."""
 
-async def _paced(chunks: AsyncIterator[bytes], read_every: float) -> AsyncIterator[bytes]:
-    # httpx reads the socket only when asked, so waiting here leaves bytes in the kernel.
-    loop = asyncio.get_running_loop()
-    async for raw in chunks:
-        read_at = loop.time()
-        yield raw
-        wait = read_at + read_every - loop.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
+    def __init__(self, response: httpx2.Response) -> None:
+        transport_stream = getattr(response.stream, "_stream", None)
+        aiohttp_response = getattr(transport_stream, "_aiohttp_response", None)
+        encoding = response.headers.get("content-encoding", "identity").lower()
+        self.straight_from_aiohttp = aiohttp_response is not None and encoding == "identity"
+        if self.straight_from_aiohttp:
+            self._reader = aiohttp_response.content
+            connection = aiohttp_response.connection
+            self._socket = connection.transport if connection is not None else None
+        else:
+            self._chunks = aiter(response.aiter_bytes())
+            self._socket = None
+
+    async def read(self) -> bytes:
+        """All bytes that arrived since the last read (waiting for some); b"" at the end."""
+        if self.straight_from_aiohttp:
+            return await self._reader.readany()
+        return await anext(self._chunks, b"")
+
+    async def hold(self, seconds: float) -> None:
+        """Read nothing for `seconds`: what the upstream sends meanwhile waits in the
+        kernel's socket buffer and comes back in one read. aiohttp reads in the
+        background, so its socket is paused (and if the upstream drops meanwhile,
+        everything it sent is still read before the error); httpx reads only when asked."""
+        if seconds <= 0:
+            return
+        socket = self._socket
+        if socket is None or socket.is_closing():
+            await asyncio.sleep(seconds)
+            return
+        socket.pause_reading()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            if not socket.is_closing():
+                socket.resume_reading()
 
 
 def _chunk_from(payload: dict) -> UpstreamChunk | None:

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from chat.providers import _client_for, _request_body, _socket_reads, model_lookup, model_registry
+from chat.providers import UpstreamBody, _client_for, _request_body, model_lookup, model_registry
 from chat.sse_reader import SSEDataParser
 from tests.conftest import live_models
 
@@ -87,16 +87,17 @@ async def test_the_aiohttp_transport_is_read_straight_from_aiohttp(
             "/chat/completions", body=_request_body(spec, messages), cast_to=httpx2.Response,
             stream=True,
         )  # fmt: skip
-        httpx_reads = []
-        through_httpx = response.aiter_bytes
-        response.aiter_bytes = lambda: httpx_reads.append(1) or through_httpx()
         try:
-            body = b"".join([chunk async for chunk in _socket_reads(response, read_every=0)])
+            body = UpstreamBody(response)
+            assert body.straight_from_aiohttp is from_aiohttp
+            raw = b""
+            while chunk := await body.read():
+                raw += chunk
+                await body.hold(0.01)  # paused and resumed: nothing is lost
         finally:
             await response.aclose()
             await client.close()
-    assert bool(httpx_reads) is not from_aiohttp
-    texts = [orjson.loads(data) for data in SSEDataParser().feed(body)[:-1]]
+    texts = [orjson.loads(data) for data in SSEDataParser().feed(raw)[:-1]]
     assert (
         "".join(t["choices"][0]["delta"].get("content", "") for t in texts if t["choices"])
         == "一二"
