@@ -48,7 +48,7 @@ class Generation:
         self._coalesce_seconds = settings.CHAT_COALESCE_MS / 1000
         self._unsent: list[str] = []
         self._started_at = started_at  # monotonic time the request arrived
-        self._parts: list[str] = []
+        self._parts: list[str] = []  # the published text, one string per delta event
         # Readers waiting for the next frame; woken by each frame, and by the ping tick
         # when the log has been quiet for CHAT_PING_SECONDS (one timer per answer, not
         # one per wait).
@@ -77,7 +77,7 @@ class Generation:
 
     @property
     def answer_so_far(self) -> str:
-        return "".join(self._parts)
+        return "".join(self._parts) + "".join(self._unsent)
 
     def attach(self) -> None:
         self._subscribers += 1
@@ -218,7 +218,6 @@ class Generation:
         async for batch in provider_stream(self.spec, self.messages, read_every=window):
             for chunk in batch:
                 if chunk.text:
-                    self._parts.append(chunk.text)
                     self._unsent.append(chunk.text)
                     if not window:  # coalescing off: one event per delta
                         self._flush_text()
@@ -226,7 +225,7 @@ class Generation:
                     self._finish_reason = chunk.finish_reason
                 if chunk.usage:
                     self._usage = chunk.usage
-            if self._first_token_ms is None and self._parts:
+            if self._first_token_ms is None and (self._parts or self._unsent):
                 self._first_token_ms = self._elapsed_ms()
             self._flush_text()
         if self._finish_reason is None:
@@ -236,8 +235,10 @@ class Generation:
 
     def _flush_text(self) -> None:
         if self._unsent:
-            self._publish(events.DELTA, {"text": "".join(self._unsent)})
+            text = "".join(self._unsent)
             self._unsent.clear()
+            self._parts.append(text)
+            self._publish(events.DELTA, {"text": text})
 
     async def _finish(self, status: str, error: ProviderError | None) -> None:
         self._flush_text()  # every generated character is delivered before the end
@@ -253,6 +254,9 @@ class Generation:
         self._publish(events.DONE, self._done_payload(outcome))
         self.frames.append(events.DONE_FRAME)
         self.status = status
+        # Kept for resumes until the replay TTL: only the log and the answer matter now.
+        self.messages = []
+        self._parts = [outcome.answer]
         self._finished.set()
         self._wake()
         if self._ping_timer is not None:
@@ -262,7 +266,7 @@ class Generation:
         usage = self._usage or Usage()
         return TurnOutcome(
             status=status,
-            answer="".join(self._parts),
+            answer=self.answer_so_far,
             error_code=error.code if error else "",
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,

@@ -95,7 +95,9 @@ class SessionOutput(serializers.Serializer):
     id = serializers.IntegerField()
     title = serializers.CharField()
     created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField(help_text="Time of the latest activity.")
+    updated_at = serializers.DateTimeField(
+        help_text="Time of the latest question in the session (the list order)."
+    )
     record_count = serializers.IntegerField()
     last_record = RecordPreviewOutput(allow_null=True)
 
