@@ -1,21 +1,24 @@
 """The stream lane at the ASGI level: what Django does per request and per chunk, cut to
 what an answer stream needs.
 
-- Django wraps every ASGI request in its own thread-sensitive context, so the first sync
-  call of a request (the `request_started` receivers, `response.close()`) starts a new
-  worker thread and the end of the request joins it: a thread per question. The stream
-  views call no thread-sensitive code (the database goes through `chatproject.db`), so
-  their requests run without that context and the few sync calls Django makes share the
-  process's one thread-sensitive thread.
+- Django wraps every ASGI request in its own thread-sensitive context and sends the
+  `request_started` / `request_finished` signals through it, so each question started a
+  worker thread, hopped to it twice and joined it. The stream views touch no database
+  connection of their own (their queries run on `chatproject.db`'s threads), so their
+  requests skip the context and the signals (see `handle`).
 - An event stream's frames go to the server as they are, one ASGI message each, instead
   of through three wrapping iterators and a chunker per frame.
 
 Everything else keeps Django's default handler.
 """
 
+import asyncio
+import contextlib
 from contextlib import aclosing
 
-from django.core.handlers.asgi import ASGIHandler
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.urls import set_script_prefix
 
 from chatproject.middleware import stream_lane_match
 
@@ -23,6 +26,48 @@ from chatproject.middleware import stream_lane_match
 class StreamLaneASGIHandler(ASGIHandler):
     async def __call__(self, scope, receive, send):
         await self.handle(scope, receive, send)
+
+    async def handle(self, scope, receive, send):
+        """Django's `handle` without the `request_started` / `request_finished` signals.
+
+        Their receivers reset the query log and close stale connections of the request's
+        thread; a stream request has none (its queries run on `chatproject.db`'s threads),
+        and each signal costs a hop to a worker thread. The rest is Django's: read the
+        body, build the request, run the view while listening for a disconnect.
+        """
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await self.send_response(error_response, send)
+            return
+
+        async def process_request():
+            response = await self.run_get_response(request)
+            with contextlib.suppress(asyncio.CancelledError):  # the client left mid-send
+                await self.send_response(response, send)
+            return response
+
+        tasks = [
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request()),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                with contextlib.suppress(RequestAborted):
+                    task.result()
+            else:
+                task.cancel()  # the view sees the disconnect as a cancellation
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if not tasks[1].cancelled():
+            _close_quietly(tasks[1].result())
+        body_file.close()
 
     async def send_response(self, response, send):
         frames = getattr(response, "event_frames", None)
@@ -39,6 +84,13 @@ class StreamLaneASGIHandler(ASGIHandler):
             async for frame in frames:
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body"})
+
+
+def _close_quietly(response) -> None:
+    # HttpResponse.close() without its request_finished signal (see `handle`).
+    for closer in getattr(response, "_resource_closers", ()):
+        closer()
+    response.closed = True
 
 
 def with_stream_lane(django_app: ASGIHandler):
