@@ -30,6 +30,15 @@ _RECORD_INSERT = (
     " heartbeat_at) VALUES (%s, %s, %s, '', %s, %s, '', %s, '', %s, %s, %s, %s, %s)"
     " RETURNING id"
 )
+# PostgreSQL: a new session and its first record in one statement (one round trip, atomic
+# by itself) instead of BEGIN, two INSERTs and COMMIT.
+_SESSION_AND_RECORD_INSERT = (
+    f"WITH new_session AS ({_SESSION_INSERT})"
+    f" INSERT INTO {_RECORD} (session_id, owner_id, question, answer, model_name, status,"
+    " error_code, rating, rating_reason, client_id, terminal, question_type, created_at,"
+    " heartbeat_at) SELECT new_session.id, %s, %s, '', %s, %s, '', %s, '', %s, %s, %s, %s, %s"
+    " FROM new_session RETURNING id, session_id"
+)
 _RECORD_FINISH = (
     f"UPDATE {_RECORD} SET status = %s, answer = %s, error_code = %s, prompt_tokens = %s,"
     " completion_tokens = %s, first_token_ms = %s, finished_at = %s"
@@ -60,25 +69,32 @@ def _db_datetime(value: datetime):
 
 
 def turn_insert(turn: NewTurn, *, now: datetime) -> tuple[int, int]:
-    """Insert the question as a pending record (and its session if new), in one
-    transaction; returns (record_id, session_id)."""
+    """Insert the question as a pending record (and its session if new), atomically;
+    returns (record_id, session_id)."""
     at = _db_datetime(now)
+    session_params = [turn.owner_id, turn.title, at, at, False]
+    if turn.session_id is None and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_SESSION_AND_RECORD_INSERT, session_params + _record_params(turn, at))
+            record_id, session_id = cursor.fetchone()
+            return record_id, session_id
     with transaction.atomic(), connection.cursor() as cursor:
         session_id = turn.session_id
         if session_id is None:
-            cursor.execute(_SESSION_INSERT, [turn.owner_id, turn.title, at, at, False])
+            cursor.execute(_SESSION_INSERT, session_params)
             session_id = cursor.fetchone()[0]
         else:
             cursor.execute(_SESSION_TOUCH, [at, session_id, at])
-        cursor.execute(
-            _RECORD_INSERT,
-            [
-                session_id, turn.owner_id, turn.question, turn.model_name,
-                ChatRecord.Status.PENDING, ChatRecord.Rating.NONE, turn.client_id,
-                turn.terminal, turn.question_type, at, at,
-            ],
-        )  # fmt: skip
+        cursor.execute(_RECORD_INSERT, [session_id, *_record_params(turn, at)])
         return cursor.fetchone()[0], session_id
+
+
+def _record_params(turn: NewTurn, at) -> list:
+    """The record's values after its session id."""
+    return [
+        turn.owner_id, turn.question, turn.model_name, ChatRecord.Status.PENDING,
+        ChatRecord.Rating.NONE, turn.client_id, turn.terminal, turn.question_type, at, at,
+    ]  # fmt: skip
 
 
 def record_outcome_save(
