@@ -47,7 +47,7 @@ class Usage:
     completion_tokens: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per token: slots, not frozen (frozen makes __init__ slower)
 class UpstreamChunk:
     """One step of an answer: text, and at the end the finish reason and token usage."""
 

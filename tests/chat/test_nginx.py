@@ -16,9 +16,19 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def nginx(daphne_server, other_server, tmp_path_factory):
-    backends = sorted({urlsplit(s.url).netloc for s in (daphne_server, other_server)})
+@pytest.fixture(scope="module", params=["daphne", "uvicorn"])
+def nginx(request, start_server, daphne_server, other_server, tmp_path_factory):
+    """nginx in front of two processes of each server software docs/deploy.md names (one
+    process on the embedded default, which keeps its events in memory)."""
+    if request.param == "daphne":
+        servers = (daphne_server, other_server)
+    else:
+        first = start_server(software="uvicorn")
+        servers = (
+            first,
+            start_server(software="uvicorn") if other_server is not daphne_server else first,
+        )
+    backends = sorted({urlsplit(s.url).netloc for s in servers})
     proxy = Nginx(backends=backends, workdir=tmp_path_factory.mktemp("nginx"))
     proxy.start()
     yield proxy
