@@ -95,7 +95,7 @@ async def test_the_aiohttp_transport_is_read_straight_from_aiohttp(
                 raw += chunk
                 await body.hold(0.01)  # paused and resumed: nothing is lost
         finally:
-            await response.aclose()
+            await body.aclose()
             await client.close()
     texts = [orjson.loads(data) for data in SSEDataParser().feed(raw)[:-1]]
     assert (
