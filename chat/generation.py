@@ -33,6 +33,14 @@ _recent: dict[int, "Generation"] = {}
 class Generation:
     """The answer to one record, produced once, readable by any number of responses."""
 
+    # One per open answer, for the answer's length: slots keep it small (bench/, memory).
+    __slots__ = (
+        "_coalesce_seconds", "_finish_reason", "_finished", "_first_token_ms", "_grace_timer",
+        "_last_frame_at", "_mirroring", "_parts", "_ping_seconds", "_ping_timer",
+        "_started_at", "_stop_status", "_subscribers", "_unsent", "_upstream", "_usage",
+        "_waiters", "frames", "messages", "record_id", "session_id", "spec", "status",
+    )  # fmt: skip
+
     def __init__(self, *, turn: OpenedTurn, spec: ModelSpec, started_at: float) -> None:
         self.record_id = turn.record_id
         self.session_id = turn.session_id
@@ -40,7 +48,8 @@ class Generation:
         self.messages = turn.messages
         self.frames: list[bytes] = []  # the encoded event log, in order; frame n has id n+1
         self.status: str | None = None  # the saved status, once finished
-        self._finished = asyncio.Event()
+        # Set once saved; futures, not an asyncio.Event (its deque costs ~0.8 KB per answer).
+        self._finished: asyncio.Future = asyncio.get_running_loop().create_future()
         self._grace_timer: asyncio.TimerHandle | None = None
         self._mirroring = False
         # Deltas that arrive within CHAT_COALESCE_MS of the last one published travel in
@@ -68,7 +77,7 @@ class Generation:
     @property
     def finished(self) -> bool:
         """The answer is saved and the log is complete, `[DONE]` included."""
-        return self._finished.is_set()
+        return self._finished.done()
 
     @property
     def event_count(self) -> int:
@@ -131,7 +140,7 @@ class Generation:
     async def wait_finished(self, wait_seconds: float) -> bool:
         try:
             async with asyncio.timeout(wait_seconds):
-                await self._finished.wait()
+                await asyncio.shield(self._finished)
         except TimeoutError:
             return False
         return True
@@ -215,7 +224,9 @@ class Generation:
         # each read (every delta it brought) becomes one event. Fewer reads, frames,
         # writes and mini-program setData calls; the same text.
         window = self._coalesce_seconds
-        async for batch in provider_stream(self.spec, self.messages, read_every=window):
+        stream = provider_stream(self.spec, self.messages, read_every=window)
+        self.messages = []  # the provider sends them, then drops them too
+        async for batch in stream:
             for chunk in batch:
                 if chunk.text:
                     self._unsent.append(chunk.text)
@@ -238,6 +249,8 @@ class Generation:
             text = "".join(self._unsent)
             self._unsent.clear()
             self._parts.append(text)
+            if len(self._parts) >= 32:  # a few strings, not one per event, for long answers
+                self._parts[:] = ["".join(self._parts)]
             self._publish(events.DELTA, {"text": text})
 
     async def _finish(self, status: str, error: ProviderError | None) -> None:
@@ -255,9 +268,8 @@ class Generation:
         self.frames.append(events.DONE_FRAME)
         self.status = status
         # Kept for resumes until the replay TTL: only the log and the answer matter now.
-        self.messages = []
         self._parts = [outcome.answer]
-        self._finished.set()
+        self._finished.set_result(None)
         self._wake()
         if self._ping_timer is not None:
             self._ping_timer.cancel()

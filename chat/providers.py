@@ -211,8 +211,10 @@ async def provider_stream(
         async for batch in offline_stream(messages, read_every=read_every):
             yield batch
         return
+    stream = _openai_stream(spec, messages, read_every=read_every)
+    del messages  # sent once the request is; not kept for the answer's length
     try:
-        async for batch in _openai_stream(spec, messages, read_every=read_every):
+        async for batch in stream:
             yield batch
     except openai.OpenAIError as exc:
         raise provider_error_from(exc) from exc
@@ -241,12 +243,12 @@ async def _openai_stream(
     # auth, retries and error mapping as `chat.completions.create`, without the typed
     # params transform that cost ~0.4 ms of CPU per question (bench/). The response is
     # returned unread once its status has been checked.
+    body = _request_body(spec, messages)
+    del messages
     response = await _client_for(spec).post(
-        "/chat/completions",
-        body=_request_body(spec, messages),
-        cast_to=httpx2.Response,
-        stream=True,
+        "/chat/completions", body=body, cast_to=httpx2.Response, stream=True
     )
+    del body
     body, parser = UpstreamBody(response), SSEDataParser()
     del response  # see UpstreamBody: only what reading needs stays for the answer's length
     loop = asyncio.get_running_loop()

@@ -46,16 +46,11 @@ class StreamLaneASGIHandler(ASGIHandler):
             await self.send_response(error_response, send)
             return
 
-        async def process_request():
-            response = await self.run_get_response(request)
-            with contextlib.suppress(asyncio.CancelledError):  # the client left mid-send
-                await self.send_response(response, send)
-            return response
-
         tasks = [
             asyncio.create_task(self.listen_for_disconnect(receive)),
-            asyncio.create_task(process_request()),
+            asyncio.create_task(self._respond(request, send)),
         ]
+        del request  # see _respond
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:
             if task.done():
@@ -68,6 +63,17 @@ class StreamLaneASGIHandler(ASGIHandler):
         if not tasks[1].cancelled():
             _close_quietly(tasks[1].result())
         body_file.close()
+
+    async def _respond(self, request, send):
+        response = await self.run_get_response(request)
+        if getattr(response, "event_frames", None) is not None:
+            # The view has read the request; an answer streams for seconds or minutes, so
+            # its request (body, headers, META) is released now rather than at the end.
+            _release_resources(response)
+            del request
+        with contextlib.suppress(asyncio.CancelledError):  # the client left mid-send
+            await self.send_response(response, send)
+        return response
 
     async def send_response(self, response, send):
         frames = getattr(response, "event_frames", None)
@@ -88,9 +94,16 @@ class StreamLaneASGIHandler(ASGIHandler):
 
 def _close_quietly(response) -> None:
     # HttpResponse.close() without its request_finished signal (see `handle`).
-    for closer in getattr(response, "_resource_closers", ()):
-        closer()
+    _release_resources(response)
     response.closed = True
+
+
+def _release_resources(response) -> None:
+    # What HttpResponse.close() closes (Django adds the request's own close here).
+    closers = getattr(response, "_resource_closers", [])
+    for closer in closers:
+        closer()
+    closers.clear()
 
 
 def with_stream_lane(django_app: ASGIHandler):
