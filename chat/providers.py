@@ -229,8 +229,9 @@ async def provider_stream(
 
 
 def _request_body(spec: ModelSpec, messages: list[dict]) -> dict:
-    body = {"model": spec.model_id, "messages": messages, "max_tokens": spec.max_tokens}
-    body["stream"] = True
+    body = {
+        "model": spec.model_id, "messages": messages, "max_tokens": spec.max_tokens, "stream": True,
+    }  # fmt: skip
     if spec.include_usage:
         body["stream_options"] = {"include_usage": True}
     return body

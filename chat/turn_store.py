@@ -24,19 +24,22 @@ _SESSION_INSERT = (
 # `updated_at` is the time of the session's latest question (the bulk API keeps the
 # same rule), so finishing an answer does not touch the session.
 _SESSION_TOUCH = f"UPDATE {_SESSION} SET updated_at = %s WHERE id = %s AND updated_at < %s"
+# One column list for both record inserts; the values after `session_id` (literals for the
+# fields that always start empty).
+_RECORD_COLUMNS = (
+    "(session_id, owner_id, question, answer, model_name, status, error_code, rating,"
+    " rating_reason, client_id, terminal, question_type, created_at, heartbeat_at)"
+)
+_RECORD_VALUES_AFTER_SESSION = "%s, %s, '', %s, %s, '', %s, '', %s, %s, %s, %s, %s"
 _RECORD_INSERT = (
-    f"INSERT INTO {_RECORD} (session_id, owner_id, question, answer, model_name, status,"
-    " error_code, rating, rating_reason, client_id, terminal, question_type, created_at,"
-    " heartbeat_at) VALUES (%s, %s, %s, '', %s, %s, '', %s, '', %s, %s, %s, %s, %s)"
-    " RETURNING id"
+    f"INSERT INTO {_RECORD} {_RECORD_COLUMNS}"
+    f" VALUES (%s, {_RECORD_VALUES_AFTER_SESSION}) RETURNING id"
 )
 # PostgreSQL: a new session and its first record in one statement (one round trip, atomic
 # by itself) instead of BEGIN, two INSERTs and COMMIT.
 _SESSION_AND_RECORD_INSERT = (
-    f"WITH new_session AS ({_SESSION_INSERT})"
-    f" INSERT INTO {_RECORD} (session_id, owner_id, question, answer, model_name, status,"
-    " error_code, rating, rating_reason, client_id, terminal, question_type, created_at,"
-    " heartbeat_at) SELECT new_session.id, %s, %s, '', %s, %s, '', %s, '', %s, %s, %s, %s, %s"
+    f"WITH new_session AS ({_SESSION_INSERT}) INSERT INTO {_RECORD} {_RECORD_COLUMNS}"
+    f" SELECT new_session.id, {_RECORD_VALUES_AFTER_SESSION}"
     " FROM new_session RETURNING id, session_id"
 )
 _RECORD_FINISH = (
