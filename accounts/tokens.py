@@ -10,6 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import AccessToken, User
+from chatproject.db import fixed_statement_cursor
 
 _SIGNER_SALT = "accounts.access-token"
 _LAST_SEEN_RESOLUTION = timedelta(minutes=5)
@@ -72,7 +73,7 @@ def token_owner_id(token: str) -> int:
     now = timezone.now()
     db_now = connection.ops.adapt_datetimefield_value(now)
     db_stale = connection.ops.adapt_datetimefield_value(now - _LAST_SEEN_RESOLUTION)
-    with connection.cursor() as cursor:
+    with fixed_statement_cursor() as cursor:
         cursor.execute(_OWNER_QUERY, [db_stale, key_id, db_now])
         row = cursor.fetchone()
     if row is None:

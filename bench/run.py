@@ -1071,6 +1071,12 @@ def parse_args(argv=None):
         "other work on a shared machine disturbs less; 0 to disable)",
     )  # fmt: skip
     parser.add_argument("--keep-db", action="store_true", help=f"do not drop `{DB_NAME}`")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="answers per virtual user in every scenario (less noise in A/B comparisons)",
+    )
     parser.add_argument("--out", default=str(RESULTS), help="results folder")
     parser.add_argument(
         "--render", action="store_true",
@@ -1098,6 +1104,10 @@ def main(argv=None) -> int:
         elif name not in SCENARIOS and name[:1] == "n" and name[1:].isdigit():
             SCENARIOS[name] = _steady(int(name[1:]))
     unknown = [s for s in names if s not in SCENARIOS]
+    if args.rounds > 0:
+        for name in names:
+            if name in SCENARIOS:
+                SCENARIOS[name] = replace(SCENARIOS[name], rounds=args.rounds)
     if unknown:
         raise SystemExit(f"unknown scenarios: {unknown}")
     wanted = [s.strip() for s in args.servers.split(",") if s.strip()]

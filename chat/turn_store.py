@@ -13,6 +13,7 @@ from datetime import datetime
 from django.db import connection, transaction
 
 from chat.models import ChatRecord, ChatSession
+from chatproject.db import fixed_statement_cursor
 
 _SESSION = ChatSession._meta.db_table
 _RECORD = ChatRecord._meta.db_table
@@ -77,11 +78,11 @@ def turn_insert(turn: NewTurn, *, now: datetime) -> tuple[int, int]:
     at = _db_datetime(now)
     session_params = [turn.owner_id, turn.title, at, at, False]
     if turn.session_id is None and connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        with fixed_statement_cursor() as cursor:
             cursor.execute(_SESSION_AND_RECORD_INSERT, session_params + _record_params(turn, at))
             record_id, session_id = cursor.fetchone()
             return record_id, session_id
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), fixed_statement_cursor() as cursor:
         session_id = turn.session_id
         if session_id is None:
             cursor.execute(_SESSION_INSERT, session_params)
@@ -113,7 +114,7 @@ def record_outcome_save(
 ) -> None:
     """One UPDATE, and only of a record still open: a stop or reap that closed it first
     keeps its outcome."""
-    with connection.cursor() as cursor:
+    with fixed_statement_cursor() as cursor:
         cursor.execute(
             _RECORD_FINISH,
             [
@@ -134,5 +135,5 @@ def records_checkpoint_save(*, partial_answers: dict[int, str], now: datetime) -
         )
         for record_id, answer in partial_answers.items()
     ]  # fmt: skip
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), fixed_statement_cursor() as cursor:
         cursor.executemany(_RECORD_CHECKPOINT, rows)
