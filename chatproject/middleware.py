@@ -1,8 +1,11 @@
 """Middleware that keeps API answers JSON and event streams unbuffered."""
 
+import functools
 import logging
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.middleware.gzip import GZipMiddleware
 from django.urls import Resolver404, resolve
@@ -83,8 +86,21 @@ class StreamLaneMiddleware:
 def stream_lane_match(path: str):
     if not path.startswith("/api/chat/"):
         return None
+    return _stream_lane_resolve(path)
+
+
+# Every question is resolved twice (the ASGI router, then this middleware) against the
+# whole URLconf; the same few paths come back all the time.
+@functools.lru_cache(maxsize=1024)
+def _stream_lane_resolve(path: str):
     try:
         match = resolve(path)
     except Resolver404:
         return None
     return match if match.url_name in STREAM_LANE_URL_NAMES else None
+
+
+@receiver(setting_changed)
+def _forget_resolved_paths(*, setting: str, **kwargs: object) -> None:
+    if setting == "ROOT_URLCONF":
+        _stream_lane_resolve.cache_clear()
