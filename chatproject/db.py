@@ -56,10 +56,10 @@ def fixed_statement_cursor() -> Iterator:
     """A cursor for the fixed statements every answer runs (`chat/turn_store.py`).
 
     On PostgreSQL it binds parameters on the server: an answer's text is sent as it is
-    instead of being quoted into the SQL in Python, and psycopg prepares a statement
-    once a connection has run it a few times (set `prepare_threshold` to None in the
-    database OPTIONS behind a pgbouncer older than 1.21). Django's error mapping
-    (IntegrityError...) is kept. Elsewhere, Django's own cursor."""
+    instead of being quoted into the SQL in Python (Django's default cursor quotes every
+    parameter client-side). Statements are not prepared: Django turns that off so that
+    connection poolers keep working. Django's error mapping (IntegrityError...) is kept.
+    Elsewhere, Django's own cursor."""
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             yield cursor
