@@ -3,10 +3,12 @@
 from datetime import timedelta
 
 import pytest
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chat.models import ChatRecord, ChatSession
 from chat.services import TurnOutcome, record_finish, records_checkpoint, turn_open
+from chat.turn_store import NewTurn, turn_insert
 
 pytestmark = pytest.mark.django_db
 
@@ -118,3 +120,28 @@ def test_a_checkpoint_saves_live_answers_so_far_and_leaves_finished_ones_alone(o
     assert rows[live.record_id].heartbeat_at >= before
     assert rows[quiet.record_id].heartbeat_at >= before
     assert rows[done.record_id].heartbeat_at < before
+
+
+@pytest.mark.parametrize("in_existing_session", [False, True])
+def test_a_client_id_saved_concurrently_is_djangos_integrity_error_and_leaves_nothing(
+    owner, in_existing_session
+):
+    # turn_open checks the client_id first; a concurrent request can still win the race
+    # between that check and the insert, and must surface as the error turn_open maps
+    # to 409, with no empty session left behind.
+    session_id = None
+    if in_existing_session:
+        session_id = turn_open(
+            owner_id=owner.pk, question="q", session_id=None, model_name="m"
+        ).session_id
+    turn = NewTurn(
+        owner_id=owner.pk, session_id=session_id, title="t", question="q", model_name="m",
+        client_id="same", terminal="api", question_type="",
+    )  # fmt: skip
+    turn_insert(turn, now=timezone.now())
+    sessions, records = ChatSession.objects.count(), ChatRecord.objects.count()
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        turn_insert(turn, now=timezone.now())
+
+    assert (ChatSession.objects.count(), ChatRecord.objects.count()) == (sessions, records)
