@@ -125,23 +125,25 @@ def log(message: str) -> None:
 # --- /proc readings --------------------------------------------------------------------
 
 
-def proc_ticks(pid: int) -> int | None:
-    """utime + stime of a process (all its threads), in clock ticks."""
+def _proc_utime_stime(pid: int) -> tuple[int, int] | None:
+    """utime and stime of a process (all its threads), in clock ticks."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
             rest = fh.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return int(rest[11]) + int(rest[12])
+    return int(rest[11]), int(rest[12])
+
+
+def proc_ticks(pid: int) -> int | None:
+    times = _proc_utime_stime(pid)
+    return sum(times) if times else None
 
 
 def proc_sys_ticks(pid: int) -> int | None:
     """stime alone: the kernel's share (socket reads and writes, mostly)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return int(fh.read().rsplit(")", 1)[1].split()[12])
-    except OSError:
-        return None
+    times = _proc_utime_stime(pid)
+    return times[1] if times else None
 
 
 def proc_status_kb(pid: int, field: str) -> int | None:
@@ -1107,12 +1109,11 @@ def main(argv=None) -> int:
         elif name not in SCENARIOS and name[:1] == "n" and name[1:].isdigit():
             SCENARIOS[name] = _steady(int(name[1:]))
     unknown = [s for s in names if s not in SCENARIOS]
-    if args.rounds > 0:
-        for name in names:
-            if name in SCENARIOS:
-                SCENARIOS[name] = replace(SCENARIOS[name], rounds=args.rounds)
     if unknown:
         raise SystemExit(f"unknown scenarios: {unknown}")
+    if args.rounds > 0:
+        for name in names:
+            SCENARIOS[name] = replace(SCENARIOS[name], rounds=args.rounds)
     wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
     software = [s for s in wanted if s in ("daphne", "uvicorn")] or ["daphne"]
     variants = []

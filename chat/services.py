@@ -14,11 +14,16 @@ from django.utils import timezone
 
 from chat.models import ChatRecord
 from chat.selectors import context_messages, session_get_owned
-from chat.turn_store import NewTurn, record_outcome_save, records_checkpoint_save, turn_insert
+from chat.turn_store import (
+    OPEN_STATUSES,
+    NewTurn,
+    record_outcome_save,
+    records_checkpoint_save,
+    turn_insert,
+)
 from chatproject.errors import ApplicationError
 
 _TITLE_LENGTH = 30
-_OPEN_STATUSES = (ChatRecord.Status.PENDING, ChatRecord.Status.STREAMING)
 
 
 @dataclass(frozen=True)
@@ -109,11 +114,11 @@ def records_reap(*, stale_after_seconds: float, exclude_ids: Iterable[int] = ())
     its last checkpoint, error code `server_lost`. A live answer's heartbeat is fresh."""
     now = timezone.now()
     cutoff = now - timedelta(seconds=stale_after_seconds)
-    stale = ChatRecord.objects.filter(status__in=_OPEN_STATUSES, heartbeat_at__lt=cutoff)
+    stale = ChatRecord.objects.filter(status__in=OPEN_STATUSES, heartbeat_at__lt=cutoff)
     stale = stale.exclude(pk__in=list(exclude_ids))
     with transaction.atomic():
         ids = list(stale.select_for_update().values_list("pk", flat=True))
-        ChatRecord.objects.filter(pk__in=ids, status__in=_OPEN_STATUSES).update(
+        ChatRecord.objects.filter(pk__in=ids, status__in=OPEN_STATUSES).update(
             status=ChatRecord.Status.INTERRUPTED, error_code="server_lost", finished_at=now
         )
     return ids

@@ -52,7 +52,8 @@ _RECORD_CHECKPOINT = (
     f"UPDATE {_RECORD} SET answer = %s, heartbeat_at = %s, status = %s"
     " WHERE id = %s AND status IN (%s, %s)"
 )
-_OPEN_STATUSES = (ChatRecord.Status.PENDING, ChatRecord.Status.STREAMING)
+# A record whose answer is still being written (what stop, finish and reap may close).
+OPEN_STATUSES = (ChatRecord.Status.PENDING, ChatRecord.Status.STREAMING)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def record_outcome_save(
             _RECORD_FINISH,
             [
                 status, answer, error_code, prompt_tokens, completion_tokens, first_token_ms,
-                _db_datetime(finished_at), record_id, *_OPEN_STATUSES,
+                _db_datetime(finished_at), record_id, *OPEN_STATUSES,
             ],
         )  # fmt: skip
 
@@ -131,7 +132,7 @@ def records_checkpoint_save(*, partial_answers: dict[int, str], now: datetime) -
     rows = [
         (
             answer, at, ChatRecord.Status.STREAMING if answer else ChatRecord.Status.PENDING,
-            record_id, *_OPEN_STATUSES,
+            record_id, *OPEN_STATUSES,
         )
         for record_id, answer in partial_answers.items()
     ]  # fmt: skip
