@@ -154,7 +154,8 @@ def _client_for(spec: ModelSpec) -> openai.AsyncOpenAI:
         client = openai.AsyncOpenAI(
             base_url=spec.base_url,
             api_key=spec.api_key,
-            timeout=spec.timeout,
+            # Reads have no timeout of their own: `SilenceLimit` covers the whole answer.
+            timeout=httpx2.Timeout(spec.timeout, read=None),
             max_retries=spec.max_retries,
             http_client=_http_client(),
         )
@@ -188,17 +189,10 @@ def provider_error_from(exc: openai.OpenAIError) -> ProviderError:
     return ProviderError("upstream_error", "The model service failed.")
 
 
-def _read_error_from(exc: httpx2.HTTPError) -> ProviderError:
-    """Failures while reading an answer that had started (the raw stream is not wrapped)."""
-    if isinstance(exc, httpx2.ReadTimeout):
-        return ProviderError("upstream_timeout", "The model went silent mid-answer.")
-    return ProviderError("upstream_unavailable", "The model service dropped the answer.")
-
-
 _CONTENT_BLOCK_CODES = {"content_filter", "content_policy_violation", "data_inspection_failed"}
 
 
-async def provider_stream(
+def provider_stream(
     spec: ModelSpec, messages: list[dict], *, read_every: float = 0.0
 ) -> AsyncIterator[list[UpstreamChunk]]:
     """The answer as it is generated, in batches: all that one read of the upstream
@@ -208,24 +202,21 @@ async def provider_stream(
     if spec.offline:
         from chat.offline import offline_stream
 
-        async for batch in offline_stream(messages, read_every=read_every):
-            yield batch
-        return
-    stream = _openai_stream(spec, messages, read_every=read_every)
-    del messages  # sent once the request is; not kept for the answer's length
-    try:
-        async for batch in stream:
-            yield batch
-    except openai.OpenAIError as exc:
-        raise provider_error_from(exc) from exc
-    except httpx2.HTTPError as exc:
-        raise _read_error_from(exc) from exc
-    except TimeoutError as exc:  # aiohttp's read timeout, when read directly
-        raise ProviderError("upstream_timeout", "The model went silent mid-answer.") from exc
-    except aiohttp.ClientError as exc:
-        raise ProviderError(
-            "upstream_unavailable", "The model service dropped the answer."
-        ) from exc
+        return offline_stream(messages, read_every=read_every)
+    # The generator itself, not wrapped in another: each batch passes one `yield`.
+    return _openai_stream(spec, messages, read_every=read_every)
+
+
+_UPSTREAM_FAILURES = (openai.OpenAIError, httpx2.HTTPError, aiohttp.ClientError)
+
+
+def _stream_error_from(exc: Exception) -> ProviderError:
+    """The protocol's error for an upstream failure while asking or reading. The answer
+    is read past the SDK, so its HTTP client's errors arrive as they are; reads have no
+    timeout of their own (SilenceLimit), so these are broken connections."""
+    if isinstance(exc, openai.OpenAIError):
+        return provider_error_from(exc)
+    return ProviderError("upstream_unavailable", "The model service dropped the answer.")
 
 
 def _request_body(spec: ModelSpec, messages: list[dict]) -> dict:
@@ -244,35 +235,84 @@ async def _openai_stream(
     # auth, retries and error mapping as `chat.completions.create`, without the typed
     # params transform that cost ~0.4 ms of CPU per question (bench/). The response is
     # returned unread once its status has been checked.
-    body = _request_body(spec, messages)
-    del messages
-    response = await _client_for(spec).post(
-        "/chat/completions", body=body, cast_to=httpx2.Response, stream=True
-    )
-    del body
-    body, parser = UpstreamBody(response), SSEDataParser()
-    del response  # see UpstreamBody: only what reading needs stays for the answer's length
-    loop = asyncio.get_running_loop()
-    # Closed on every exit, cancellation included, so a stopped answer stops costing
-    # tokens at once.
+    request_body = _request_body(spec, messages)
+    del messages  # sent once the request is; not kept for the answer's length
+    silence = SilenceLimit(spec.timeout)
     try:
-        while raw := await body.read():
-            read_at = loop.time()
-            batch: list[UpstreamChunk] = []
-            for data in parser.feed(raw):
-                if data == b"[DONE]":
-                    if batch:
-                        yield batch
-                    return
-                chunk = _chunk_from(orjson.loads(data))
-                if chunk is not None:
-                    batch.append(chunk)
-            if batch:
-                yield batch
-            if read_every and any(chunk.text for chunk in batch):
-                await body.hold(read_at + read_every - loop.time())
+        response = await _client_for(spec).post(
+            "/chat/completions", body=request_body, cast_to=httpx2.Response, stream=True
+        )
+        del request_body
+        silence.answer_started = True
+        body, parser = UpstreamBody(response), SSEDataParser()
+        del response  # see UpstreamBody: only what reading needs stays for the answer
+        loop = asyncio.get_running_loop()
+        # Closed on every exit, cancellation included, so a stopped answer stops costing
+        # tokens at once.
+        try:
+            while raw := await body.read():
+                read_at = silence.heard_at = loop.time()
+                batch: list[UpstreamChunk] = []
+                for data in parser.feed(raw):
+                    if data == b"[DONE]":
+                        if batch:
+                            yield batch
+                        return
+                    chunk = _chunk_from(orjson.loads(data))
+                    if chunk is not None:
+                        batch.append(chunk)
+                if batch:
+                    yield batch
+                if read_every and any(chunk.text for chunk in batch):
+                    await body.hold(read_at + read_every - loop.time())
+        finally:
+            await body.aclose()
+    except asyncio.CancelledError:
+        if silence.expired and silence.task.uncancel() == 0:  # ours, and only ours
+            raise silence.error() from None
+        raise
+    except _UPSTREAM_FAILURES as exc:
+        raise _stream_error_from(exc) from exc
     finally:
-        await body.aclose()
+        silence.close()
+
+
+class SilenceLimit:
+    """How long the upstream may keep silent, before its answer starts or within it: one
+    timer per answer, instead of the HTTP client's read timeout.
+
+    aiohttp re-arms its read timer on every chunk it receives (a cancel and a new timer
+    per token, ~4% of an answer's CPU at N=1, bench/). Here a read only notes the time;
+    the timer looks at it when it fires and waits for the rest if the upstream spoke
+    since. When it expires, the reading task is cancelled and the reader turns that
+    cancellation into `upstream_timeout` (the way `asyncio.timeout` does)."""
+
+    __slots__ = ("_handle", "_loop", "_seconds", "answer_started", "expired", "heard_at", "task")
+
+    def __init__(self, seconds: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self._seconds = seconds
+        self.heard_at = self._loop.time()
+        self.answer_started = False
+        self.expired = False
+        self._handle = self._loop.call_at(self.heard_at + seconds, self._check)
+
+    def _check(self) -> None:
+        deadline = self.heard_at + self._seconds
+        if self._loop.time() < deadline:
+            self._handle = self._loop.call_at(deadline, self._check)
+            return
+        self.expired = True
+        self.task.cancel()
+
+    def error(self) -> ProviderError:
+        if self.answer_started:
+            return ProviderError("upstream_timeout", "The model went silent mid-answer.")
+        return ProviderError("upstream_timeout", "The model took too long to answer.")
+
+    def close(self) -> None:
+        self._handle.cancel()
 
 
 class UpstreamBody:

@@ -178,6 +178,8 @@ def fault_server_for(start_server, daphne_server):
         ({"status": 401}, "test-model", "upstream_error", ""),
         ({"stall": 3}, "test-impatient", "upstream_timeout", ""),
         ({"stall_after_headers": 3}, "test-impatient", "upstream_timeout", ""),
+        ({"stall_after_tokens": 2, "stall_mid": 3}, "test-impatient", "upstream_timeout",
+         "a b "),
         ({"drop_after": 3}, "test-model", "upstream_unavailable", "a b c "),
         ({"finish_reason": "content_filter"}, "test-model", "content_blocked", "a b c d e "),
         ({"end_without_finish": True}, "test-model", "upstream_incomplete", "a b c d e "),
@@ -205,6 +207,22 @@ async def test_upstream_faults_end_in_an_error_event_and_a_saved_record(
     assert transcript.text == partial
     record = await ChatRecord.objects.aget(pk=transcript.done["record_id"])
     assert (record.status, record.error_code, record.answer) == ("error", code, partial)
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_the_model_timeout_limits_silence_not_the_answer_length(
+    fault_server_for, owner_token, upstream, transport
+):
+    # test-impatient gives up after 0.5 s of silence; this answer takes 1.2 s in all.
+    scenario = upstream.script(tokens=["慢", "慢", "地", "说", "完"], pace=0.24)
+
+    async with httpx.AsyncClient(base_url=fault_server_for(transport).url, timeout=30) as client:
+        transcript = await stream_chat(
+            client, owner_token, {"question": f"slow {scenario.tag}", "model": "test-impatient"}
+        )
+
+    assert transcript.done["status"] == "done"
+    assert transcript.text == "慢慢地说完"
 
 
 async def test_silence_is_filled_with_ping_comments(live_client, owner_token, upstream):

@@ -64,6 +64,8 @@ class Scenario:
     error_message: str | None = None
     stall: float = 0.0
     stall_after_headers: float = 0.0
+    stall_after_tokens: int | None = None  # silent for `stall_mid` s after this many tokens
+    stall_mid: float = 0.0
     drop_after: int | None = None
     finish_reason: str = "stop"
     end_without_finish: bool = False
@@ -119,6 +121,8 @@ _SCRIPT_OPTIONS = frozenset(
         "error_message",
         "stall",
         "stall_after_headers",
+        "stall_after_tokens",
+        "stall_mid",
         "drop_after",
         "finish_reason",
         "end_without_finish",
@@ -358,6 +362,9 @@ class FakeUpstream(BackgroundServer):
             for sent, token in enumerate(scn.tokens):
                 if scn.drop_after is not None and sent >= scn.drop_after:
                     _drop(request, scn)
+                    return resp
+                if sent == scn.stall_after_tokens and not await _linger(request, scn.stall_mid):
+                    self._mark_aborted(scn)
                     return resp
                 if not await _linger(request, scn.pace):
                     self._mark_aborted(scn)
