@@ -198,19 +198,19 @@ def ticks_delta(before: dict[int, int], after: dict[int, int]) -> int:
 # --- Machine and versions --------------------------------------------------------------
 
 
-def code_fingerprint() -> str:
+def code_fingerprint(root: Path = ROOT) -> str:
     """HEAD plus a hash of the served code as it is on disk now (the tree may be edited
     between rows: each row's server imports the code when it starts)."""
     import hashlib
 
     digest = hashlib.sha256()
     for folder in ("chat", "chatproject", "accounts"):
-        for path in sorted((ROOT / folder).rglob("*.py")):
+        for path in sorted((root / folder).rglob("*.py")):
             digest.update(path.read_bytes())
     head = "?"
     with contextlib.suppress(Exception):
         head = subprocess.check_output(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True
         ).strip()
     return f"{head}:{digest.hexdigest()[:10]}"
 
@@ -393,16 +393,22 @@ class Upstream:
 @dataclass(frozen=True)
 class Variant:
     software: str  # daphne | uvicorn
-    app: str  # project | baseline
+    app: str  # project | baseline | compare (the project at another commit, `--compare`)
+    root: Path = ROOT  # where the server's code is (a worktree of that commit for compare)
+    label: str = ""  # the commit, for compare
 
     @property
     def name(self) -> str:
-        return f"{self.app}/{self.software}"
+        return f"{self.app}{'@' + self.label if self.label else ''}/{self.software}"
+
+    @property
+    def serves_project(self) -> bool:
+        return self.app != "baseline"
 
 
 def server_command(variant: Variant, port: int) -> list[str]:
     target = "bench.baseline_relay:app"
-    if variant.app == "project":
+    if variant.serves_project:
         target = "chatproject.asgi:application"
     if variant.software == "daphne":
         # -e instead of -b/-p only to raise Twisted's listen backlog (default 50).
@@ -447,7 +453,7 @@ class Server:
         self.log_path = workdir / f"server-{tag}.log"
         self.process = subprocess.Popen(
             self.command,
-            cwd=ROOT,
+            cwd=variant.root,  # `python -m` imports the code from there
             env=server_env(variant, upstream, args),
             stdout=self.log_path.open("wb"),
             stderr=subprocess.STDOUT,
@@ -531,13 +537,13 @@ def measure(
     tag = f"{variant.app}-{variant.software}-{scenario.name}-{n}-p{pass_number}"
     # Table counters are read with no server connected: a backend publishes its counters
     # when it exits (idle ones only now and then), so these two readings are exact.
-    writes_before = db_writes() if variant.app == "project" else {}
-    code = code_fingerprint()
+    writes_before = db_writes() if variant.serves_project else {}
+    code = code_fingerprint(variant.root)
     server = Server(variant, upstream, args, workdir, tag)
     py_spy = None
     try:
         tokens: list[str] = []
-        if variant.app == "project":
+        if variant.serves_project:
             tokens = ctx["tokens"]
         base = {
             "server_url": server.url, "upstream_url": upstream.url, "tokens": tokens,
@@ -602,7 +608,7 @@ def measure(
     finally:
         server.stop()
     writes = {}
-    if variant.app == "project":
+    if variant.serves_project:
         wait_for_no_backends()
         writes = writes_delta(writes_before, db_writes())
     run = summarize(variant, scenario, n, server, result, readings, after, idle_rss,
@@ -833,14 +839,19 @@ def _pass_label(run: dict) -> str:
     return f", pass {run['pass']}/{run['passes']}" if run.get("passes", 1) > 1 else ""
 
 
-def pooled_cpu_ratio(runs: list[dict], scenario: str, n: int) -> tuple[float, list[float]] | None:
-    """The project's CPU per token over the baseline's, pooled over the passes both relays
-    completed (of one server software), and each pass's own ratio."""
-    rows = {"project": {}, "baseline": {}}
+def pooled_cpu_ratio(
+    runs: list[dict], scenario: str, n: int, of: str = "project", to: str = "baseline"
+) -> tuple[float, list[float]] | None:
+    """One relay's CPU per token over another's (apps `of` and `to`), pooled over the
+    passes both completed (of one server software), and each pass's own ratio."""
+    rows: dict[str, dict[int, dict]] = {of: {}, to: {}}
     for r in runs:
-        if r["scenario"] == scenario and r["n"] == n and r["tokens"] and r["server_cpu_s"]:
+        if (
+            r["app"] in rows and r["scenario"] == scenario and r["n"] == n
+            and r["tokens"] and r["server_cpu_s"]
+        ):  # fmt: skip
             rows[r["app"]][r.get("pass", 1)] = r
-    both = [p for p in rows["project"] if p in rows["baseline"]]
+    both = [p for p in rows[of] if p in rows[to]]
     if not both:
         return None
 
@@ -848,11 +859,8 @@ def pooled_cpu_ratio(runs: list[dict], scenario: str, n: int) -> tuple[float, li
         picked = [rows[app][p] for p in both]
         return sum(r["server_cpu_s"] for r in picked) / sum(r["tokens"] for r in picked)
 
-    each = [
-        rows["project"][p]["cpu_s_per_1k_tokens"] / rows["baseline"][p]["cpu_s_per_1k_tokens"]
-        for p in both
-    ]
-    return per_token("project") / per_token("baseline"), each
+    each = [rows[of][p]["cpu_s_per_1k_tokens"] / rows[to][p]["cpu_s_per_1k_tokens"] for p in both]
+    return per_token(of) / per_token(to), each
 
 
 def report(runs: list[dict], meta: dict) -> str:
@@ -893,7 +901,7 @@ def report(runs: list[dict], meta: dict) -> str:
     for r in runs:
         ref = baseline_cpu.get(_pair_key(r))
         ratio = "–"
-        if r["app"] == "project" and ref and r["cpu_s_per_1k_tokens"]:
+        if r["app"] != "baseline" and ref and r["cpu_s_per_1k_tokens"]:
             ratio = f"{r['cpu_s_per_1k_tokens'] / ref:.2f}×"
         scen = f"{r['scenario']} (N={r['n']}, {r['rate']:.0f} tok/s){_pass_label(r)}"
         t, td, lat, ld = r["ttft_ms"], r["ttft_direct_ms"], r["latency_ms"], r["latency_direct_ms"]
@@ -909,7 +917,7 @@ def report(runs: list[dict], meta: dict) -> str:
             f"| {fmt(r['cpu_s_per_1k_tokens'], 3)} | {ratio} | {fmt(r['server_cpu_cores'], 2)} / "
             f"{fmt(r['server_peak_cores_1s'], 2)} "
             f"| {fmt(r['peak_rss_mb'])} | {fmt(r['rss_kb_per_open_stream'])} "
-            f"| {fmt(r['db_writes_per_answer'], 2) if r['app'] == 'project' else '–'} |"
+            f"| {fmt(r['db_writes_per_answer'], 2) if r['app'] != 'baseline' else '–'} |"
         )
     errors = [r for r in runs if r["errors"]]
     if errors:
@@ -927,6 +935,7 @@ def report(runs: list[dict], meta: dict) -> str:
     if meta.get("problems"):
         lines += ["", "Rows that could not be measured: " + "; ".join(meta["problems"])]
     lines += targets_section(runs)
+    lines += compare_section(runs, meta.get("compare"))
     lines += [
         "",
         "## Harness and machine during each run",
@@ -1038,6 +1047,35 @@ def targets_section(runs: list[dict]) -> list[str]:
     return lines
 
 
+def compare_section(runs: list[dict], ref: str | None) -> list[str]:
+    """`--compare`: the project's CPU per token against the same project at another
+    commit, in alternating passes of the same run (a change's effect, without the
+    run-to-run drift that two separate runs carry)."""
+    if not ref:
+        return []
+    lines = [
+        "",
+        f"## This code against `{ref}`",
+        "",
+        "CPU per 1k tokens of the project as it is, over the project at that commit: same",
+        "server software, passes alternating, pooled (below 1: this code is leaner).",
+        "",
+        "| server | scenario | ratio (each pass) |",
+        "|---|---|---|",
+    ]
+    for software in sorted({r["software"] for r in runs}):
+        mine = [r for r in runs if r["software"] == software]
+        for scenario, n in dict.fromkeys((r["scenario"], r["n"]) for r in mine):
+            found = pooled_cpu_ratio(mine, scenario, n, of="project", to="compare")
+            if found is not None:
+                pooled, each = found
+                lines.append(
+                    f"| {software} | {scenario} | {pooled:.3f} "
+                    f"({', '.join(f'{x:.3f}' for x in each)}) |"
+                )
+    return lines
+
+
 METHOD_NOTES = [
     "- Upstream: `bench/upstream_proc.py`, its own process, OpenAI-compatible SSE. Token i",
     "  of an answer is written at request arrival + (i + 1) / rate on an absolute schedule;",
@@ -1136,6 +1174,12 @@ def parse_args(argv=None):
         help="alternating passes per scenario, pooled for the CPU ratio (default: 3 for n1 "
         "and n100, else 1)",
     )
+    parser.add_argument(
+        "--compare",
+        metavar="REF",
+        help="also serve the project at this commit (a temporary git worktree), alternating "
+        "with the code as it is: the report gains a this-code-vs-REF table",
+    )
     parser.add_argument("--out", default=str(RESULTS), help="results folder")
     parser.add_argument(
         "--render", action="store_true",
@@ -1172,9 +1216,19 @@ def main(argv=None) -> int:
             SCENARIOS[name] = replace(SCENARIOS[name], passes=args.passes)
     wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
     software = [s for s in wanted if s in ("daphne", "uvicorn")] or ["daphne"]
+    workdir = Path(tempfile.mkdtemp(prefix="bench-relay-"))
+    compare_root = None
+    if args.compare:
+        compare_root = workdir / "compare"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(compare_root), args.compare],
+            cwd=ROOT, check=True, capture_output=True,
+        )  # fmt: skip
     variants = []
     for sw in software:
         variants.append(Variant(sw, "project"))
+        if compare_root is not None:
+            variants.append(Variant(sw, "compare", compare_root, args.compare))
         if "baseline" in wanted:
             variants.append(Variant(sw, "baseline"))
     args.secret_key = secrets.token_urlsafe(32)
@@ -1185,7 +1239,6 @@ def main(argv=None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-relay-"))
     log(f"logs in {workdir}; variants {[v.name for v in variants]}; scenarios {names}")
     machine = machine_info()
 
@@ -1251,6 +1304,11 @@ def main(argv=None) -> int:
                         break
     finally:
         upstream.stop()
+        if compare_root is not None:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(compare_root)], cwd=ROOT,
+                check=False, capture_output=True,
+            )  # fmt: skip
         if not args.no_redis:
             with contextlib.suppress(Exception):
                 import redis
@@ -1272,6 +1330,7 @@ def main(argv=None) -> int:
         "scenarios": {n: SCENARIOS[n].__dict__ for n in names},
         "logs": str(workdir),
         "problems": problems,
+        "compare": args.compare,
     }
     text = report(runs, meta)
     if args.profile:
