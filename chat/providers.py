@@ -154,8 +154,7 @@ def _client_for(spec: ModelSpec) -> openai.AsyncOpenAI:
         client = openai.AsyncOpenAI(
             base_url=spec.base_url,
             api_key=spec.api_key,
-            # Reads have no timeout of their own: `SilenceLimit` covers the whole answer.
-            timeout=httpx2.Timeout(spec.timeout, read=None),
+            timeout=spec.timeout,
             max_retries=spec.max_retries,
             http_client=_http_client(),
         )
@@ -207,15 +206,17 @@ def provider_stream(
     return _openai_stream(spec, messages, read_every=read_every)
 
 
-_UPSTREAM_FAILURES = (openai.OpenAIError, httpx2.HTTPError, aiohttp.ClientError)
+# TimeoutError: aiohttp's read timeout, when the answer is read straight from aiohttp.
+_UPSTREAM_FAILURES = (openai.OpenAIError, httpx2.HTTPError, aiohttp.ClientError, TimeoutError)
 
 
 def _stream_error_from(exc: Exception) -> ProviderError:
     """The protocol's error for an upstream failure while asking or reading. The answer
-    is read past the SDK, so its HTTP client's errors arrive as they are; reads have no
-    timeout of their own (SilenceLimit), so these are broken connections."""
+    is read past the SDK, so its HTTP client's errors arrive as they are."""
     if isinstance(exc, openai.OpenAIError):
         return provider_error_from(exc)
+    if isinstance(exc, httpx2.ReadTimeout | TimeoutError):
+        return ProviderError("upstream_timeout", "The model went silent mid-answer.")
     return ProviderError("upstream_unavailable", "The model service dropped the answer.")
 
 
@@ -237,13 +238,11 @@ async def _openai_stream(
     # returned unread once its status has been checked.
     request_body = _request_body(spec, messages)
     del messages  # sent once the request is; not kept for the answer's length
-    silence = SilenceLimit(spec.timeout)
     try:
         response = await _client_for(spec).post(
             "/chat/completions", body=request_body, cast_to=httpx2.Response, stream=True
         )
         del request_body
-        silence.answer_started = True
         body, parser = UpstreamBody(response), SSEDataParser()
         del response  # see UpstreamBody: only what reading needs stays for the answer
         loop = asyncio.get_running_loop()
@@ -251,7 +250,7 @@ async def _openai_stream(
         # tokens at once.
         try:
             while raw := await body.read():
-                read_at = silence.heard_at = loop.time()
+                read_at = loop.time()
                 batch: list[UpstreamChunk] = []
                 for data in parser.feed(raw):
                     if data == b"[DONE]":
@@ -267,52 +266,8 @@ async def _openai_stream(
                     await body.hold(read_at + read_every - loop.time())
         finally:
             await body.aclose()
-    except asyncio.CancelledError:
-        if silence.expired and silence.task.uncancel() == 0:  # ours, and only ours
-            raise silence.error() from None
-        raise
     except _UPSTREAM_FAILURES as exc:
         raise _stream_error_from(exc) from exc
-    finally:
-        silence.close()
-
-
-class SilenceLimit:
-    """How long the upstream may keep silent, before its answer starts or within it: one
-    timer per answer, instead of the HTTP client's read timeout.
-
-    aiohttp re-arms its read timer on every chunk it receives (a cancel and a new timer
-    per token, ~4% of an answer's CPU at N=1, bench/). Here a read only notes the time;
-    the timer looks at it when it fires and waits for the rest if the upstream spoke
-    since. When it expires, the reading task is cancelled and the reader turns that
-    cancellation into `upstream_timeout` (the way `asyncio.timeout` does)."""
-
-    __slots__ = ("_handle", "_loop", "_seconds", "answer_started", "expired", "heard_at", "task")
-
-    def __init__(self, seconds: float) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.task = asyncio.current_task()
-        self._seconds = seconds
-        self.heard_at = self._loop.time()
-        self.answer_started = False
-        self.expired = False
-        self._handle = self._loop.call_at(self.heard_at + seconds, self._check)
-
-    def _check(self) -> None:
-        deadline = self.heard_at + self._seconds
-        if self._loop.time() < deadline:
-            self._handle = self._loop.call_at(deadline, self._check)
-            return
-        self.expired = True
-        self.task.cancel()
-
-    def error(self) -> ProviderError:
-        if self.answer_started:
-            return ProviderError("upstream_timeout", "The model went silent mid-answer.")
-        return ProviderError("upstream_timeout", "The model took too long to answer.")
-
-    def close(self) -> None:
-        self._handle.cancel()
 
 
 class UpstreamBody:
