@@ -414,8 +414,14 @@ def server_command(variant: Variant, port: int) -> list[str]:
         # -e instead of -b/-p only to raise Twisted's listen backlog (default 50).
         endpoint = f"tcp:port={port}:interface=127.0.0.1:backlog=2048"
         return [PY, "-m", "daphne", "-e", endpoint, target]
+    # The project's production launcher (uvicorn, quieter main loop) for every relay on
+    # uvicorn, the baseline included: the same server software. A --compare commit from
+    # before it existed runs plain uvicorn.
+    launcher = "chatproject.serve"
+    if not (variant.root / "chatproject" / "serve.py").exists():
+        launcher = "uvicorn"
     return [
-        PY, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
+        PY, "-m", launcher, target, "--host", "127.0.0.1", "--port", str(port),
         "--no-access-log", "--loop", "uvloop", "--http", "httptools", "--backlog", "2048",
         "--timeout-graceful-shutdown", "3",
     ]  # fmt: skip

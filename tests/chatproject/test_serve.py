@@ -1,0 +1,84 @@
+import asyncio
+import email.utils
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+from chatproject.serve import QuietServer
+from tests.support.live import ROOT, free_port
+
+
+def _quiet_server_counting_ticks() -> tuple[QuietServer, list[int]]:
+    server = QuietServer(uvicorn.Config(app=lambda scope, receive, send: None))
+    ticks: list[int] = []
+
+    async def on_tick(counter: int) -> bool:  # uvicorn's: refresh Date, then exit?
+        ticks.append(counter)
+        return server.should_exit
+
+    server.on_tick = on_tick
+    return server, ticks
+
+
+async def test_the_main_loop_wakes_once_a_second_and_at_once_when_told_to_stop():
+    server, ticks = _quiet_server_counting_ticks()
+    loop_task = asyncio.create_task(server.main_loop())
+
+    await asyncio.sleep(1.5)
+    assert ticks == [0, 10]  # uvicorn's own loop: 15 ticks by now
+    asked_at = time.monotonic()
+    server.handle_exit(signal.SIGTERM, None)
+    await asyncio.wait_for(loop_task, 1)
+
+    assert time.monotonic() - asked_at < 0.2
+    assert ticks[-1] % 10 == 0  # every tick does uvicorn's once-a-second work
+
+
+def test_the_launcher_serves_with_uvicorns_options_a_fresh_date_and_stops_on_sigterm(
+    tmp_path,
+):
+    port = free_port()
+    app = "tests.chatproject.test_serve:hello_app"
+    command = [sys.executable, "-m", "chatproject.serve", app, "--port", str(port),
+               "--no-access-log", "--header", "x-served-by:chatproject.serve"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=(tmp_path / "serve.log").open("wb"))  # fmt: skip
+    try:
+        response = _get_when_up(f"http://127.0.0.1:{port}/", process)
+        time.sleep(2.2)  # the Date header is refreshed while idle
+        later = httpx.get(f"http://127.0.0.1:{port}/")
+        process.send_signal(signal.SIGTERM)
+        # Gracefully shut down, uvicorn re-raises the signal it caught (default action).
+        assert process.wait(5) in (0, -signal.SIGTERM)
+    finally:
+        process.kill()
+        process.wait()
+
+    assert response.text == "hello"
+    assert response.headers["x-served-by"] == "chatproject.serve"
+    first = email.utils.parsedate_to_datetime(response.headers["date"])
+    second = email.utils.parsedate_to_datetime(later.headers["date"])
+    assert (second - first).total_seconds() >= 1  # refreshed (to the second) while idle
+
+
+def _get_when_up(url: str, process: subprocess.Popen) -> httpx.Response:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the server exited at start"
+        try:
+            return httpx.get(url)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail("the server did not start")
+
+
+async def hello_app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"hello"})
