@@ -12,10 +12,10 @@ for the `Date` header, and at once when a signal asks it to stop.
 
 import asyncio
 import contextlib
+import importlib
 import sys
 from types import FrameType
 
-import uvicorn.main
 import uvicorn.server
 
 _DATE_REFRESH_SECONDS = 1.0
@@ -52,10 +52,12 @@ class QuietServer(uvicorn.server.Server):
 
 
 def main() -> None:
-    # uvicorn's command line builds `uvicorn.main.Server(config=...)` (with --workers
-    # and --reload too, in each worker process).
-    uvicorn.main.Server = QuietServer
-    sys.exit(uvicorn.main.main())
+    # uvicorn's command line builds `Server(config=...)` from its module's globals (with
+    # --workers and --reload too, in each worker process). The module, not `uvicorn.main`:
+    # the package re-exports the command under that name.
+    cli = importlib.import_module("uvicorn.main")
+    cli.Server = QuietServer
+    sys.exit(cli.main())
 
 
 if __name__ == "__main__":

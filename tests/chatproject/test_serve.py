@@ -1,9 +1,11 @@
 import asyncio
 import email.utils
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -39,7 +41,7 @@ async def test_the_main_loop_wakes_once_a_second_and_at_once_when_told_to_stop()
     assert ticks[-1] % 10 == 0  # every tick does uvicorn's once-a-second work
 
 
-def test_the_launcher_serves_with_uvicorns_options_a_fresh_date_and_stops_on_sigterm(
+def test_the_launcher_serves_with_uvicorns_options_wakes_rarely_and_stops_on_sigterm(
     tmp_path,
 ):
     port = free_port()
@@ -50,7 +52,9 @@ def test_the_launcher_serves_with_uvicorns_options_a_fresh_date_and_stops_on_sig
                                stderr=(tmp_path / "serve.log").open("wb"))  # fmt: skip
     try:
         response = _get_when_up(f"http://127.0.0.1:{port}/", process)
-        time.sleep(2.2)  # the Date header is refreshed while idle
+        switches_before = _sleeps_of_main_thread(process.pid)
+        time.sleep(2.2)  # idle; the Date header is refreshed meanwhile
+        idle_wakeups = _sleeps_of_main_thread(process.pid) - switches_before
         later = httpx.get(f"http://127.0.0.1:{port}/")
         process.send_signal(signal.SIGTERM)
         # Gracefully shut down, uvicorn re-raises the signal it caught (default action).
@@ -59,11 +63,18 @@ def test_the_launcher_serves_with_uvicorns_options_a_fresh_date_and_stops_on_sig
         process.kill()
         process.wait()
 
+    assert idle_wakeups <= 6  # uvicorn's own main loop: 22 or more (one per 0.1 s)
     assert response.text == "hello"
     assert response.headers["x-served-by"] == "chatproject.serve"
     first = email.utils.parsedate_to_datetime(response.headers["date"])
     second = email.utils.parsedate_to_datetime(later.headers["date"])
     assert (second - first).total_seconds() >= 1  # refreshed (to the second) while idle
+
+
+def _sleeps_of_main_thread(pid: int) -> int:
+    """How often the event-loop thread has gone to sleep (and so been woken) so far."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M).group(1))
 
 
 def _get_when_up(url: str, process: subprocess.Popen) -> httpx.Response:
