@@ -1,7 +1,7 @@
 """Relay cost and capacity benchmark (issue #6): the project's stream endpoint against the
 usual SDK relay, same machine, same run.
 
-    .venv/bin/python -m bench.run                      # full suite, ~10 minutes on 2 cores
+    .venv/bin/python -m bench.run                      # full suite, ~16 minutes on 2 cores
     .venv/bin/python -m bench.run --quick              # N = 1 and N = 100 only
     .venv/bin/python -m bench.run --scenarios n1,n500 --servers daphne,baseline
     .venv/bin/python -m bench.run --capacity           # also search N for each server
@@ -1126,7 +1126,7 @@ METHOD_NOTES = [
 REPRODUCE = [
     "```sh",
     ".venv/bin/pip install -e '.[dev]'       # uvicorn, uvloop, httptools, aiohttp",
-    ".venv/bin/python -m bench.run           # full suite, about 10 minutes on 2 cores",
+    ".venv/bin/python -m bench.run           # full suite, about 16 minutes on 2 cores",
     ".venv/bin/python -m bench.run --quick   # N = 1 and N = 100",
     "```",
     "",
