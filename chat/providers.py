@@ -7,6 +7,7 @@ key, model id), so one `AsyncOpenAI` client per model covers them all.
 import asyncio
 import functools
 import logging
+import math
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -270,6 +271,11 @@ async def _openai_stream(
         raise _stream_error_from(exc) from exc
 
 
+# At most this much later than asked; at 66 ms windows, 15 events per second become 13.5
+# at the slowest.
+_RESUME_GRID_SECONDS = 0.008
+
+
 class UpstreamBody:
     """The response body as the socket delivers it, and a way to let it gather.
 
@@ -318,7 +324,11 @@ class UpstreamBody:
         background, so its socket is paused and a timer resumes it: the next `read`
         is the only wait, one task wake-up per read instead of two (bench/). If the
         upstream drops meanwhile, everything it sent is still read before the error.
-        httpx reads only when asked, so that path just sleeps."""
+        httpx reads only when asked, so that path just sleeps.
+
+        The hold ends on a shared grid of `_RESUME_GRID_SECONDS`: answers whose holds
+        end within one step resume together, in one wake-up of the event loop, instead
+        of one wake-up each."""
         if seconds <= 0:
             return
         socket = self._socket
@@ -326,7 +336,9 @@ class UpstreamBody:
             await asyncio.sleep(seconds)
             return
         socket.pause_reading()
-        self._resume_timer = asyncio.get_running_loop().call_later(seconds, self._resume)
+        loop = asyncio.get_running_loop()
+        resume_at = math.ceil((loop.time() + seconds) / _RESUME_GRID_SECONDS) * _RESUME_GRID_SECONDS
+        self._resume_timer = loop.call_at(resume_at, self._resume)
 
     def _resume(self) -> None:
         self._resume_timer = None
