@@ -7,6 +7,11 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
+    # Before Django imports daphne (INSTALLED_APPS): `runserver` then runs on uvloop, as
+    # `python -m chatproject.serve_daphne` does.
+    from chatproject.serve_daphne import use_uvloop
+
+    use_uvloop()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

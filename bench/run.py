@@ -411,9 +411,13 @@ def server_command(variant: Variant, port: int) -> list[str]:
     if variant.serves_project:
         target = "chatproject.asgi:application"
     if variant.software == "daphne":
-        # -e instead of -b/-p only to raise Twisted's listen backlog (default 50).
+        # -e instead of -b/-p only to raise Twisted's listen backlog (default 50). daphne
+        # on uvloop through the project's launcher, the baseline included (as on uvicorn).
         endpoint = f"tcp:port={port}:interface=127.0.0.1:backlog=2048"
-        return [PY, "-m", "daphne", "-e", endpoint, target]
+        daphne = "chatproject.serve_daphne"
+        if not (variant.root / "chatproject" / "serve_daphne.py").exists():
+            daphne = "daphne"
+        return [PY, "-m", daphne, "-e", endpoint, target]
     # The project's production launcher (uvicorn, quieter main loop) for every relay on
     # uvicorn, the baseline included: the same server software. A --compare commit from
     # before it existed runs plain uvicorn.

@@ -1,4 +1,5 @@
-"""ASGI entry point: `daphne chatproject.asgi:application` (or uvicorn)."""
+"""ASGI entry point: `python -m chatproject.serve chatproject.asgi:application` (uvicorn),
+or `python -m chatproject.serve_daphne chatproject.asgi:application` (daphne)."""
 
 import gc
 import logging

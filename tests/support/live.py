@@ -1,4 +1,5 @@
-"""A real ASGI server process (daphne) for end-to-end tests, and a client for its streams."""
+"""A real ASGI server process (daphne on uvloop, or uvicorn) for end-to-end tests, and a
+client for its streams."""
 
 import json
 import os
@@ -53,7 +54,7 @@ class LiveServer:
         else:
             # Twisted's default listen backlog (50) drops connections in a burst of streams.
             endpoint = f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024"
-            command = [sys.executable, "-m", "daphne", "-e", endpoint, app]
+            command = [sys.executable, "-m", "chatproject.serve_daphne", "-e", endpoint, app]
         log = self._log_path.open("ab")
         self._process = subprocess.Popen(command, cwd=ROOT, env=self._env, stdout=log, stderr=log)
         deadline = time.monotonic() + 30
