@@ -264,16 +264,20 @@ async def _openai_stream(
                 if batch:
                     yield batch
                 if read_every and any(chunk.text for chunk in batch):
-                    await body.hold(read_at + read_every - loop.time())
+                    await body.hold_until(next_read_at(read_at, read_every))
         finally:
             await body.aclose()
     except _UPSTREAM_FAILURES as exc:
         raise _stream_error_from(exc) from exc
 
 
-# At most this much later than asked; at 66 ms windows, 15 events per second become 13.5
-# at the slowest.
-_RESUME_GRID_SECONDS = 0.008
+def next_read_at(read_at: float, window: float) -> float:
+    """When to read the model again after a read at `read_at` (event-loop time): the next
+    tick of one grid of `window` for the whole process that is at least half a window
+    away. An answer read on a tick is read again one window later, so it gets one event
+    per window while the model keeps up, and every answer in the process is read on the
+    same ticks: one wake-up of the event loop serves them all, instead of one each."""
+    return math.ceil((read_at + window / 2) / window) * window
 
 
 class UpstreamBody:
@@ -318,26 +322,21 @@ class UpstreamBody:
             return await self._reader.readany()
         return await anext(self._chunks, b"")
 
-    async def hold(self, seconds: float) -> None:
-        """Read nothing for `seconds`: what the upstream sends meanwhile waits in the
-        kernel's socket buffer and comes back in one read. aiohttp reads in the
-        background, so its socket is paused and a timer resumes it: the next `read`
-        is the only wait, one task wake-up per read instead of two (bench/). If the
-        upstream drops meanwhile, everything it sent is still read before the error.
-        httpx reads only when asked, so that path just sleeps.
-
-        The hold ends on a shared grid of `_RESUME_GRID_SECONDS`: answers whose holds
-        end within one step resume together, in one wake-up of the event loop, instead
-        of one wake-up each."""
-        if seconds <= 0:
+    async def hold_until(self, resume_at: float) -> None:
+        """Read nothing until `resume_at` (event-loop time): what the upstream sends
+        meanwhile waits in the kernel's socket buffer and comes back in one read.
+        aiohttp reads in the background, so its socket is paused and a timer resumes
+        it: the next `read` is the only wait, one task wake-up per read instead of two
+        (bench/). If the upstream drops meanwhile, everything it sent is still read
+        before the error. httpx reads only when asked, so that path just sleeps."""
+        loop = asyncio.get_running_loop()
+        if resume_at <= loop.time():
             return
         socket = self._socket
         if socket is None or socket.is_closing():
-            await asyncio.sleep(seconds)
+            await asyncio.sleep(resume_at - loop.time())
             return
         socket.pause_reading()
-        loop = asyncio.get_running_loop()
-        resume_at = math.ceil((loop.time() + seconds) / _RESUME_GRID_SECONDS) * _RESUME_GRID_SECONDS
         self._resume_timer = loop.call_at(resume_at, self._resume)
 
     def _resume(self) -> None:

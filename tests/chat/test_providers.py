@@ -1,12 +1,22 @@
 """Models are configuration: one entry per provider, validated at start-up."""
 
+import asyncio
+import itertools
+
 import httpx2
 import orjson
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from chat.providers import UpstreamBody, _client_for, _request_body, model_lookup, model_registry
+from chat.providers import (
+    UpstreamBody,
+    _client_for,
+    _request_body,
+    model_lookup,
+    model_registry,
+    provider_stream,
+)
 from chat.sse_reader import SSEDataParser
 from tests.conftest import live_models
 
@@ -93,7 +103,8 @@ async def test_the_aiohttp_transport_is_read_straight_from_aiohttp(
             raw = b""
             while chunk := await body.read():
                 raw += chunk
-                await body.hold(0.01)  # paused and resumed: nothing is lost
+                # Paused and resumed: nothing is lost.
+                await body.hold_until(asyncio.get_running_loop().time() + 0.01)
         finally:
             await body.aclose()
             await client.close()
@@ -102,3 +113,48 @@ async def test_the_aiohttp_transport_is_read_straight_from_aiohttp(
         "".join(t["choices"][0]["delta"].get("content", "") for t in texts if t["choices"])
         == "一二"
     )
+
+
+async def test_answers_are_read_once_per_window_on_ticks_they_share(upstream):
+    # Two answers at ~30 tokens/s, 66 ms windows; the second starts once the first is
+    # streaming, at an unrelated moment.
+    window, a_streams = 0.066, asyncio.Event()
+    with override_settings(LLM_MODELS=live_models(upstream)):
+        spec = model_lookup("test-model")
+        try:
+            (times_a, text_a), (times_b, text_b) = await asyncio.gather(
+                _batch_times(upstream, spec, window, "a", streaming=a_streams),
+                _batch_times(upstream, spec, window, "b", start_after=a_streams),
+            )
+        finally:
+            await _client_for(spec).close()
+
+    assert text_a == "".join(f"a{i} " for i in range(40))
+    assert text_b == "".join(f"b{i} " for i in range(40))
+    for times in (times_a, times_b):
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        assert min(gaps) >= window / 2 - 0.005  # never two events close together
+        assert len(times) <= (times[-1] - times[0]) / window + 2  # at most one per window
+        assert len(times) >= 15  # ~1.3 s of answer: about 20 windows
+        # After the first (immediate) read, every read is on a tick of one grid of the
+        # window for the whole process: one wake-up of the event loop serves both answers.
+        on_ticks = [t for t in times[1:] if t % window < 0.01]
+        assert len(on_ticks) >= 0.75 * len(times[1:])
+    assert times_b[1] - times_a[0] > 0.1  # b started well after a
+
+
+async def _batch_times(upstream, spec, window, name, *, streaming=None, start_after=None):
+    """When each batch with text arrived, and the answer's text."""
+    if start_after is not None:
+        await start_after.wait()
+        await asyncio.sleep(0.023)
+    scenario = upstream.script(tokens=[f"{name}{i} " for i in range(40)], pace=1 / 30)
+    messages = [{"role": "user", "content": f"pace {scenario.tag}"}]
+    loop, times, text = asyncio.get_running_loop(), [], ""
+    async for batch in provider_stream(spec, messages, read_every=window):
+        if any(chunk.text for chunk in batch):
+            times.append(loop.time())
+            text += "".join(chunk.text for chunk in batch)
+            if streaming is not None and len(times) == 3:
+                streaming.set()
+    return times, text
