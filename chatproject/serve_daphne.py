@@ -6,7 +6,7 @@ Every option is daphne's own (this runs daphne's command line). daphne has no op
 its event loop: `daphne.server` makes one at import, from the event-loop policy then in
 force, and runs Twisted's asyncio reactor on it. Installing uvloop's policy before that
 import puts daphne, and with it every answer's upstream reads, timers and database
-hand-offs, on uvloop: ~11% less CPU per token at N=1 and N=100 than on asyncio's own loop
+hand-offs, on uvloop: 11-15% less CPU per token at N=1 and N=100 than on asyncio's own loop
 (bench/, `--compare`). `manage.py` does the same, so `runserver` runs on uvloop too.
 """
 
