@@ -414,21 +414,23 @@ def server_command(variant: Variant, port: int) -> list[str]:
         # -e instead of -b/-p only to raise Twisted's listen backlog (default 50). daphne
         # on uvloop through the project's launcher, the baseline included (as on uvicorn).
         endpoint = f"tcp:port={port}:interface=127.0.0.1:backlog=2048"
-        daphne = "chatproject.serve_daphne"
-        if not (variant.root / "chatproject" / "serve_daphne.py").exists():
-            daphne = "daphne"
-        return [PY, "-m", daphne, "-e", endpoint, target]
+        return [PY, "-m", _launcher(variant, "serve_daphne", "daphne"), "-e", endpoint, target]
     # The project's production launcher (uvicorn, quieter main loop) for every relay on
-    # uvicorn, the baseline included: the same server software. A --compare commit from
-    # before it existed runs plain uvicorn.
-    launcher = "chatproject.serve"
-    if not (variant.root / "chatproject" / "serve.py").exists():
-        launcher = "uvicorn"
+    # uvicorn, the baseline included: the same server software.
+    launcher = _launcher(variant, "serve", "uvicorn")
     return [
         PY, "-m", launcher, target, "--host", "127.0.0.1", "--port", str(port),
         "--no-access-log", "--loop", "uvloop", "--http", "httptools", "--backlog", "2048",
         "--timeout-graceful-shutdown", "3",
     ]  # fmt: skip
+
+
+def _launcher(variant: Variant, module: str, plain: str) -> str:
+    """The project's launcher `chatproject.<module>`, or the plain server for a --compare
+    commit from before the launcher existed."""
+    if (variant.root / "chatproject" / f"{module}.py").exists():
+        return f"chatproject.{module}"
+    return plain
 
 
 def server_env(variant: Variant, upstream: Upstream, args) -> dict[str, str]:
@@ -999,7 +1001,7 @@ def targets_section(runs: list[dict]) -> list[str]:
         project = [r for r in mine if r["app"] == "project"]
         if not project:
             continue
-        base = {(r["scenario"], r["n"]): r for r in mine if r["app"] == "baseline"}
+        has_baseline = any(r["app"] == "baseline" for r in mine)
         ratios = []
         for scenario, n in dict.fromkeys((r["scenario"], r["n"]) for r in project):
             if SCENARIOS.get(scenario) and SCENARIOS[scenario].memory_only:
@@ -1013,7 +1015,7 @@ def targets_section(runs: list[dict]) -> list[str]:
             ratios.append(f"{scenario}: {pooled:.3f}×{detail} {mark}")
         cap_p, capped_p = capacity_of(runs, f"project/{software}")
         cap_b, capped_b = capacity_of(runs, f"baseline/{software}")
-        if base:
+        if has_baseline:
             ok = cap_p >= 3 * cap_b and cap_p > 0
             cap = (
                 f"{cap_p}{'' if capped_p else '+'} vs {cap_b}{'' if capped_b else '+'} "

@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 import uvicorn
 
 from chatproject.serve import QuietServer
-from tests.support.live import ROOT, free_port
+from tests.support.live import ROOT, free_port, get_when_up
 
 
 def _quiet_server_counting_ticks() -> tuple[QuietServer, list[int]]:
@@ -51,7 +50,7 @@ def test_the_launcher_serves_with_uvicorns_options_wakes_rarely_and_stops_on_sig
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=(tmp_path / "serve.log").open("wb"))  # fmt: skip
     try:
-        response = _get_when_up(f"http://127.0.0.1:{port}/", process)
+        response = get_when_up(f"http://127.0.0.1:{port}/", process)
         switches_before = _sleeps_of_main_thread(process.pid)
         time.sleep(2.2)  # idle; the Date header is refreshed meanwhile
         idle_wakeups = _sleeps_of_main_thread(process.pid) - switches_before
@@ -75,17 +74,6 @@ def _sleeps_of_main_thread(pid: int) -> int:
     """How often the event-loop thread has gone to sleep (and so been woken) so far."""
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M).group(1))
-
-
-def _get_when_up(url: str, process: subprocess.Popen) -> httpx.Response:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the server exited at start"
-        try:
-            return httpx.get(url)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    pytest.fail("the server did not start")
 
 
 async def hello_app(scope, receive, send):

@@ -8,8 +8,7 @@ import sys
 import pytest
 
 from chatproject import serve_daphne
-from tests.chatproject.test_serve import _get_when_up
-from tests.support.live import ROOT, free_port
+from tests.support.live import ROOT, free_port, get_when_up
 
 
 def test_the_launcher_serves_with_daphnes_options_on_uvloop(tmp_path):
@@ -19,7 +18,7 @@ def test_the_launcher_serves_with_daphnes_options_on_uvloop(tmp_path):
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=(tmp_path / "serve.log").open("wb"))  # fmt: skip
     try:
-        response = _get_when_up(f"http://127.0.0.1:{port}/", process)
+        response = get_when_up(f"http://127.0.0.1:{port}/", process)
     finally:
         process.kill()
         process.wait()

@@ -24,6 +24,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def get_when_up(url: str, process: subprocess.Popen) -> httpx.Response:
+    """GET `url` from a server process that is starting, once it answers."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the server exited at start"
+        try:
+            return httpx.get(url)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("the server did not start")
+
+
 def database_env() -> dict[str, str]:
     """Point a child process at the test database pytest-django created."""
     db = connection.settings_dict
