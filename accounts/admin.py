@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import models
 from django.http import HttpRequest
 
 from accounts.models import AccessToken, User, WebviewTicket
@@ -15,6 +16,9 @@ class UserAdmin(DjangoUserAdmin):
         ("WeChat", {"fields": ("openid", "unionid", "nickname", "avatar_url", "last_seen_at")}),
     )
     readonly_fields = ("last_seen_at",)
+    # WeChat serves avatars over https; an address typed without a scheme gets https (the
+    # default Django 6 adopts; Django 5 warns until the scheme is chosen).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(AccessToken)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib import admin
 from django.test import AsyncClient, Client
 from django.urls import URLResolver, get_resolver, reverse
 
@@ -261,3 +262,13 @@ def test_the_admin_never_shows_the_wechat_session_key(client: Client, staff, own
 
     assert response.status_code == 200
     assert owner.wechat_session_key not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_staff_typing_an_avatar_address_without_a_scheme_saves_it_as_https(rf, staff, owner):
+    # WeChat serves avatars over https; the admin form completes a bare address with it.
+    request = rf.get(f"/admin/accounts/user/{owner.pk}/change/")
+    request.user = staff
+    form_class = admin.site._registry[User].get_form(request, obj=owner)
+    avatar = form_class.base_fields["avatar_url"].clean("thirdwx.qlogo.cn/mmopen/vi_32/abc/132")
+    assert avatar == "https://thirdwx.qlogo.cn/mmopen/vi_32/abc/132"
