@@ -1108,9 +1108,9 @@ def targets_section(runs: list[dict]) -> list[str]:
         f"streams and added token latency p99 ≤ {LATENCY_P99_LIMIT_MS:.0f} ms (issue #6), and also",
         f"held ≥ {HELD_FRACTION:.0%} of N streams open at once with added TTFT p99 ≤ "
         f"{TTFT_ADDED_P99_LIMIT_MS:.0f} ms (added here: an overloaded server otherwise passes by",
-        "admitting new streams slowly). The steps are 25, 50, 75, 100, 150, 200, 300, 400,",
-        "500, 700, 1000, then the gap between the last N that passed and the first that",
-        f"failed is halved down to about an eighth of the former (at least {CAPACITY_RESOLUTION}).",
+        f"admitting new streams slowly). The steps are {', '.join(map(str, CAPACITY_STEPS))},",
+        "then the gap between the last N that passed and the first that failed is halved",
+        f"down to about an eighth of the former (at least {CAPACITY_RESOLUTION}).",
         "A failed run (a scenario's own n500, n1000 included) is repeated once and judged",
         "by the repeat; `+`: no larger N failed, so the real figure may be higher.",
     ]
