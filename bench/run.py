@@ -849,7 +849,7 @@ def search_capacity(variant: Variant, runs: list[dict], attempt) -> None:
             verdict = verdict_at(runs, variant.name, n)
         if verdict is False and not _repeated(runs, variant.name, n):
             log(f"{variant.name} capacity N={n}: repeat")
-            attempt(variant, replace(scenario, name=f"cap{n}-again"), n)
+            attempt(variant, replace(scenario, name=f"cap{n}{_REPEAT_SUFFIX}"), n)
             verdict = verdict_at(runs, variant.name, n)
         return bool(verdict)
 
@@ -867,12 +867,19 @@ def search_capacity(variant: Variant, runs: list[dict], attempt) -> None:
             failed = middle
 
 
-def _steady_runs(runs: list[dict], variant: str, n: int) -> list[dict]:
-    return [r for r in runs if r["variant"] == variant and r["rate"] == 30.0 and r["n"] == n]
+_REPEAT_SUFFIX = "-again"  # a repeated capacity step: cap<N>-again
+
+
+def _steady_runs(runs: list[dict], variant: str, n: int | None = None) -> list[dict]:
+    """`variant`'s runs at 30 tokens/s (at N answers, if given)."""
+    return [
+        r for r in runs
+        if r["variant"] == variant and r["rate"] == 30.0 and n in (None, r["n"])
+    ]  # fmt: skip
 
 
 def _repeated(runs: list[dict], variant: str, n: int) -> bool:
-    return any(r["scenario"].endswith("-again") for r in _steady_runs(runs, variant, n))
+    return any(r["scenario"].endswith(_REPEAT_SUFFIX) for r in _steady_runs(runs, variant, n))
 
 
 def verdict_at(runs: list[dict], variant: str, n: int) -> bool | None:
@@ -882,13 +889,13 @@ def verdict_at(runs: list[dict], variant: str, n: int) -> bool | None:
     steady = _steady_runs(runs, variant, n)
     if not steady:
         return None
-    repeats = [r for r in steady if r["scenario"].endswith("-again")]
+    repeats = [r for r in steady if r["scenario"].endswith(_REPEAT_SUFFIX)]
     return all(passes(r) for r in (repeats[-1:] or steady))
 
 
 def capacity_of(runs: list[dict], variant: str) -> tuple[int, bool]:
     """Largest N at 30 tokens/s that passed, and whether a larger N was tried and failed."""
-    tried = sorted({r["n"] for r in runs if r["variant"] == variant and r["rate"] == 30.0})
+    tried = sorted({r["n"] for r in _steady_runs(runs, variant)})
     best = 0
     for n in tried:  # the largest N below which all passed
         if not verdict_at(runs, variant, n):

@@ -269,6 +269,6 @@ def test_staff_typing_an_avatar_address_without_a_scheme_saves_it_as_https(rf, s
     # WeChat serves avatars over https; the admin form completes a bare address with it.
     request = rf.get(f"/admin/accounts/user/{owner.pk}/change/")
     request.user = staff
-    form_class = admin.site._registry[User].get_form(request, obj=owner)
+    form_class = admin.site.get_model_admin(User).get_form(request, obj=owner)
     avatar = form_class.base_fields["avatar_url"].clean("thirdwx.qlogo.cn/mmopen/vi_32/abc/132")
     assert avatar == "https://thirdwx.qlogo.cn/mmopen/vi_32/abc/132"
