@@ -5,9 +5,13 @@ key, model id), so one `AsyncOpenAI` client per model covers them all.
 """
 
 import asyncio
+import contextlib
 import functools
 import logging
-import math
+import platform
+import re
+import socket
+import sys
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,6 +25,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from chat.pacing import EARLIEST, LATEST, LonePace, next_read_at, reading_alone, reading_answer
 from chat.sse_reader import SSEDataParser
 
 logger = logging.getLogger(__name__)
@@ -247,37 +252,44 @@ async def _openai_stream(
         body, parser = UpstreamBody(response), SSEDataParser()
         del response  # see UpstreamBody: only what reading needs stays for the answer
         loop = asyncio.get_running_loop()
+        pace = LonePace(read_every)
         # Closed on every exit, cancellation included, so a stopped answer stops costing
         # tokens at once.
         try:
-            while raw := await body.read():
-                read_at = loop.time()
-                batch: list[UpstreamChunk] = []
-                for data in parser.feed(raw):
-                    if data == b"[DONE]":
-                        if batch:
-                            yield batch
-                        return
-                    chunk = _chunk_from(orjson.loads(data))
-                    if chunk is not None:
-                        batch.append(chunk)
-                if batch:
-                    yield batch
-                if read_every and any(chunk.text for chunk in batch):
-                    await body.hold_until(next_read_at(read_at, read_every))
+            with reading_answer():
+                while raw := await body.read():
+                    read_at = loop.time()
+                    batch: list[UpstreamChunk] = []
+                    events = parser.feed(raw)
+                    for data in events:
+                        if data == b"[DONE]":
+                            if batch:
+                                yield batch
+                            return
+                        chunk = _chunk_from(orjson.loads(data))
+                        if chunk is not None:
+                            batch.append(chunk)
+                    if batch:
+                        yield batch
+                    if read_every and _more_text_follows(batch):
+                        pace.record(read_at, len(events))
+                        if reading_alone() and pace.known and body.can_gate:
+                            body.gate(
+                                pace.gate_bytes(len(events), len(raw)),
+                                not_before=read_at + read_every * EARLIEST,
+                                latest=read_at + read_every * LATEST,
+                            )
+                        else:
+                            await body.hold_until(next_read_at(read_at, read_every))
         finally:
             await body.aclose()
     except _UPSTREAM_FAILURES as exc:
         raise _stream_error_from(exc) from exc
 
 
-def next_read_at(read_at: float, window: float) -> float:
-    """When to read the model again after a read at `read_at` (event-loop time): the next
-    tick of one grid of `window` for the whole process that is at least half a window
-    away. An answer read on a tick is read again one window later, so it gets one event
-    per window while the model keeps up, and every answer in the process is read on the
-    same ticks: one wake-up of the event loop serves them all, instead of one each."""
-    return math.ceil((read_at + window / 2) / window) * window
+def _more_text_follows(batch: list[UpstreamChunk]) -> bool:
+    # After the finish reason only the usage and `[DONE]` follow: read them at once.
+    return any(chunk.text for chunk in batch) and not any(c.finish_reason for c in batch)
 
 
 class UpstreamBody:
@@ -291,6 +303,10 @@ class UpstreamBody:
 
     def __init__(self, response: httpx2.Response) -> None:
         self._resume_timer: asyncio.TimerHandle | None = None
+        self._gated = False  # a gate is up for the coming read
+        self._gate_not_before = 0.0
+        self._gate_timer: asyncio.TimerHandle | None = None
+        self._raw_socket: socket.socket | None = None
         transport_stream = getattr(response.stream, "_stream", None)
         aiohttp_response = getattr(transport_stream, "_aiohttp_response", None)
         encoding = response.headers.get("content-encoding", "identity").lower()
@@ -299,17 +315,23 @@ class UpstreamBody:
             self._aiohttp_response = aiohttp_response
             self._reader = aiohttp_response.content
             connection = aiohttp_response.connection
-            self._socket = connection.transport if connection is not None else None
+            self._transport = connection.transport if connection is not None else None
         else:
             self._response = response
             self._chunks = aiter(response.aiter_bytes())
-            self._socket = None
+            self._transport = None
+
+    @property
+    def can_gate(self) -> bool:
+        return _GATES_WORK and self.straight_from_aiohttp and self._transport is not None
 
     async def aclose(self) -> None:
         """Release the connection (back to the pool once the body was read whole)."""
         if self._resume_timer is not None:  # stopped while paused: read on, then release
             self._resume_timer.cancel()
             self._resume()
+        if self._gated:  # stopped during a gated read: its timer goes too
+            self._lift_gate()
         if self.straight_from_aiohttp:
             # What the SDK's transport does when the httpx response is closed.
             await self._aiohttp_response.__aexit__(None, None, None)
@@ -319,8 +341,58 @@ class UpstreamBody:
     async def read(self) -> bytes:
         """All bytes that arrived since the last read (waiting for some); b"" at the end."""
         if self.straight_from_aiohttp:
-            return await self._reader.readany()
+            data = await self._reader.readany()
+            if self._gated:
+                await self._after_gate()
+            return data
         return await anext(self._chunks, b"")
+
+    def gate(self, min_bytes: int, *, not_before: float, latest: float) -> None:
+        """Let the next read come once `min_bytes` have arrived, woken by the data
+        itself rather than by a timer (on these machines a timer wake-up of an idle
+        process costs about twice as much). The kernel keeps the socket quiet until
+        then (its receive low-water mark; EOF and errors still come at once). Never
+        before `not_before`: a read that comes earlier (a burst) waits for it. Never
+        after `latest`: then the mark drops and whatever arrived is read."""
+        if min_bytes > 1:
+            try:
+                self._set_low_water_mark(min_bytes)
+            except OSError:  # the connection is going: the read will tell
+                return
+            self._gate_timer = asyncio.get_running_loop().call_at(latest, self._drop_gate)
+        self._gated, self._gate_not_before = True, not_before
+
+    def _drop_gate(self) -> None:
+        self._gate_timer = None
+        if not self._transport.is_closing():
+            with contextlib.suppress(OSError):
+                self._set_low_water_mark(1)  # the kernel reports what it holds at once
+
+    def _lift_gate(self) -> None:
+        self._gated = False
+        if self._gate_timer is not None:
+            self._gate_timer.cancel()
+            self._drop_gate()
+
+    def _set_low_water_mark(self, size: int) -> None:
+        if self._raw_socket is None:
+            self._raw_socket = self._transport.get_extra_info("socket")
+        self._raw_socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, size)
+
+    async def _after_gate(self) -> None:
+        """Lift the gate after its read. A read that came before the gate's `not_before`
+        (a burst) is held until then, the socket paused: what arrives meanwhile waits in
+        the kernel for the next read, and so does an error or the end."""
+        self._lift_gate()
+        early = self._gate_not_before - asyncio.get_running_loop().time()
+        if early <= 0:
+            return
+        self._transport.pause_reading()
+        try:
+            await asyncio.sleep(early)
+        finally:
+            if not self._transport.is_closing():
+                self._transport.resume_reading()
 
     async def hold_until(self, resume_at: float) -> None:
         """Read nothing until `resume_at` (event-loop time): what the upstream sends
@@ -332,17 +404,17 @@ class UpstreamBody:
         loop = asyncio.get_running_loop()
         if resume_at <= loop.time():
             return
-        socket = self._socket
-        if socket is None or socket.is_closing():
+        transport = self._transport
+        if transport is None or transport.is_closing():
             await asyncio.sleep(resume_at - loop.time())
             return
-        socket.pause_reading()
+        transport.pause_reading()
         self._resume_timer = loop.call_at(resume_at, self._resume)
 
     def _resume(self) -> None:
         self._resume_timer = None
-        if not self._socket.is_closing():
-            self._socket.resume_reading()
+        if not self._transport.is_closing():
+            self._transport.resume_reading()
 
 
 def _chunk_from(payload: dict) -> UpstreamChunk | None:
@@ -365,3 +437,16 @@ def _chunk_from(payload: dict) -> UpstreamChunk | None:
     if text or finish_reason or usage:
         return UpstreamChunk(text=text, finish_reason=finish_reason, usage=usage)
     return None
+
+
+def _kernel_gates_reads() -> bool:
+    # Linux 4.18+ keeps a socket below its receive low-water mark out of epoll's ready
+    # list, and reports it as soon as the mark is lowered; elsewhere the tick pacing
+    # (which needs neither) is used for every answer.
+    if sys.platform != "linux":
+        return False
+    version = tuple(int(part) for part in re.findall(r"\d+", platform.release())[:2])
+    return version >= (4, 18)
+
+
+_GATES_WORK = _kernel_gates_reads()

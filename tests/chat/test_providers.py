@@ -2,6 +2,8 @@
 
 import asyncio
 import itertools
+import statistics
+import time
 
 import httpx2
 import orjson
@@ -9,6 +11,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+from chat.pacing import EARLIEST
 from chat.providers import (
     UpstreamBody,
     _client_for,
@@ -158,3 +161,96 @@ async def _batch_times(upstream, spec, window, name, *, streaming=None, start_af
             if streaming is not None and len(times) == 3:
                 streaming.set()
     return times, text
+
+
+async def test_a_lone_answer_is_read_as_its_window_fills(upstream):
+    # The only answer in the process, ~30 tokens/s, 66 ms windows. Once its pace is known
+    # (a few reads on the ticks), each read comes when the token completing its window
+    # arrives, woken by the data, instead of on a tick up to a window later.
+    window = 0.066
+    scenario = upstream.script(tokens=[f"t{i} " for i in range(45)], pace=1 / 30)
+    messages = [{"role": "user", "content": f"alone {scenario.tag}"}]
+    reads: list[tuple[float, str]] = []
+    with override_settings(LLM_MODELS=live_models(upstream)):
+        spec = model_lookup("test-model")
+        try:
+            async for batch in provider_stream(spec, messages, read_every=window):
+                if text := "".join(chunk.text for chunk in batch):
+                    reads.append((time.monotonic(), text))
+        finally:
+            await _client_for(spec).close()
+
+    assert "".join(text for _, text in reads) == scenario.text
+    # How long after its last token was sent each read came.
+    delays, tokens_read = [], 0
+    for read_at, text in reads:
+        tokens_read += text.count(" ")
+        delays.append(read_at - scenario.token_sent_at[tokens_read - 1])
+    assert statistics.median(delays[5:]) < 0.005  # here ~0.2 ms; on the ticks 15-17 ms
+    gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(reads)]
+    assert min(gaps[4:]) >= EARLIEST * window - 0.005  # still never two close together
+    assert statistics.mean(gaps[4:]) >= 0.9 * window  # about one read per window
+
+
+async def _open_body(upstream, spec, tokens, pace):
+    scenario = upstream.script(tokens=tokens, pace=pace)
+    messages = [{"role": "user", "content": f"gate {scenario.tag}"}]
+    response = await _client_for(spec).post(
+        "/chat/completions", body=_request_body(spec, messages), cast_to=httpx2.Response,
+        stream=True,
+    )  # fmt: skip
+    return scenario, UpstreamBody(response)
+
+
+async def _read_to_end(body, raw=b""):
+    while chunk := await body.read():
+        raw += chunk
+    await body.aclose()
+    return "".join(
+        event["choices"][0]["delta"].get("content", "")
+        for event in map(orjson.loads, SSEDataParser().feed(raw)[:-1])
+        if event["choices"]
+    )
+
+
+async def test_a_gated_read_comes_at_its_latest_when_too_little_arrives(upstream):
+    loop = asyncio.get_running_loop()
+    with override_settings(LLM_MODELS=live_models(upstream)):
+        spec = model_lookup("test-model")
+        try:
+            scenario, body = await _open_body(upstream, spec, ["一", "二", "三"], 0.02)
+            first = await body.read()
+            assert body.can_gate
+            gated_at = loop.time()
+            # Far more than the rest of the answer, which is all in well before the latest.
+            body.gate(60_000, not_before=gated_at, latest=gated_at + 0.3)
+            second = await asyncio.wait_for(body.read(), 3)
+            waited = loop.time() - gated_at
+            text = await _read_to_end(body, first + second)
+        finally:
+            await _client_for(spec).close()
+    assert 0.28 <= waited < 1.5
+    assert text == scenario.text
+
+
+async def test_a_read_after_a_gated_one_is_not_gated(upstream):
+    # The low-water mark goes with the read it was set for: the next read, and the next
+    # answer on the pooled connection, get each byte as it comes.
+    loop = asyncio.get_running_loop()
+    with override_settings(LLM_MODELS=live_models(upstream)):
+        spec = model_lookup("test-model")
+        try:
+            scenario, body = await _open_body(upstream, spec, list("abcdef"), 0.05)
+            raw = await body.read()
+            while b'"a"' not in raw:
+                raw += await body.read()
+            now = loop.time()
+            body.gate(300, not_before=now, latest=now + 5)  # met by two tokens (~220 B each)
+            gated = await body.read()
+            ungated = await body.read()
+            text = await _read_to_end(body, raw + gated + ungated)
+        finally:
+            await _client_for(spec).close()
+    assert gated.count(b'"content"') == 2
+    assert ungated.count(b'"content"') == 1  # not held for a second token
+    assert text == scenario.text

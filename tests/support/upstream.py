@@ -82,6 +82,7 @@ class Scenario:
     aborted: threading.Event = field(default_factory=threading.Event)
     dropped: threading.Event = field(default_factory=threading.Event)
     tokens_sent: int = 0
+    token_sent_at: list[float] = field(default_factory=list)  # time.monotonic(), latest request
     closed_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -342,6 +343,7 @@ class FakeUpstream(BackgroundServer):
         model = body.get("model")
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         scn.tokens_sent = 0
+        scn.token_sent_at = []
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
             return {
@@ -372,6 +374,7 @@ class FakeUpstream(BackgroundServer):
                 await _emit(resp, chunk({"content": token}))
                 # Counts the latest request only, so a retried scenario starts again from 0.
                 scn.tokens_sent = sent + 1
+                scn.token_sent_at.append(time.monotonic())
                 scn.first_token_sent.set()
             if scn.drop_after is not None:  # drop_after >= len(tokens): cut before the finish
                 _drop(request, scn)
