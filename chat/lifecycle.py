@@ -19,6 +19,7 @@ from django.conf import settings
 
 from chat import eventbus
 from chat.generation import Status, generation_find, generation_live, generations_live
+from chat.providers import clients_close
 from chat.services import records_checkpoint, records_reap
 from chatproject.db import run_db
 
@@ -104,6 +105,7 @@ async def drain() -> None:
         generation.stop(Status.INTERRUPTED)
     await asyncio.gather(*(g.wait_finished(10) for g in leftovers))
     await asyncio.sleep(0.2)  # let responses write their final frames
+    await clients_close()
     logger.info("drained; %d answers saved as interrupted", len(leftovers))
 
 
@@ -153,6 +155,27 @@ def install_sigterm_drain() -> None:
         _running.setdefault(asyncio.get_event_loop(), []).append(task)
 
     reactor.callWhenRunning(signal.signal, signal.SIGTERM, on_sigterm)
+    reactor.addSystemEventTrigger("before", "shutdown", _close_clients_under_twisted)
+
+
+def _close_clients_under_twisted():
+    # Any stop (Ctrl-C too) closes the model clients; the reactor waits for the Deferred.
+    from twisted.internet.defer import Deferred
+
+    return Deferred.fromFuture(asyncio.ensure_future(clients_close()))
+
+
+async def lifespan(scope, receive, send) -> None:
+    """The ASGI lifespan protocol (uvicorn): at shutdown, however it was asked for, the
+    model clients and their connections are closed."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await clients_close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 # --- Stop from anywhere -------------------------------------------------------------------

@@ -168,6 +168,12 @@ def _client_for(spec: ModelSpec) -> openai.AsyncOpenAI:
     return client
 
 
+async def clients_close() -> None:
+    """Close this event loop's model clients and their connections (at shutdown)."""
+    for client in _clients.pop(asyncio.get_running_loop(), {}).values():
+        await client.close()
+
+
 def _http_client() -> httpx2.AsyncClient | None:
     # The SDK's aiohttp transport reads sockets in bulk: far less CPU per token than the
     # default pure-Python HTTP stack (see bench/).

@@ -18,7 +18,9 @@ from chat import lifecycle  # noqa: E402
 from chat.services import records_reap  # noqa: E402
 from chatproject.lane import with_stream_lane  # noqa: E402
 
-application = ProtocolTypeRouter({"http": with_stream_lane(django_asgi_app)})
+application = ProtocolTypeRouter(
+    {"http": with_stream_lane(django_asgi_app), "lifespan": lifecycle.lifespan}
+)
 
 
 def _reap_at_start_up() -> None:

@@ -1,0 +1,27 @@
+"""The server process's lifespan: what it closes when it stops."""
+
+from django.test import override_settings
+
+from chat.lifecycle import lifespan
+from chat.providers import _client_for, model_lookup
+from tests.conftest import live_models
+
+
+async def test_the_lifespan_shutdown_closes_the_model_clients(upstream):
+    messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent = []
+
+    async def receive():
+        return messages.pop(0)
+
+    async def send(message):
+        sent.append(message["type"])
+
+    with override_settings(LLM_MODELS=live_models(upstream)):
+        client = _client_for(model_lookup("test-model"))
+        await lifespan({"type": "lifespan"}, receive, send)
+        assert client.is_closed()
+        # The next answer on this loop gets a new client.
+        assert _client_for(model_lookup("test-model")) is not client
+        await _client_for(model_lookup("test-model")).close()
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
