@@ -841,8 +841,7 @@ def search_capacity(variant: Variant, runs: list[dict], attempt) -> None:
 
     def judged(n: int) -> bool:
         verdict = verdict_at(runs, variant.name, n)
-        scenario = Scenario(f"cap{n}", n, 30.0, 60, 2, ramp=True,
-                            direct=min(50, max(2, n // 10)))  # fmt: skip
+        scenario = replace(_steady(n), name=f"cap{n}")
         if verdict is None:
             log(f"{variant.name} capacity N={n}")
             attempt(variant, scenario, n)

@@ -105,7 +105,6 @@ async def drain() -> None:
         generation.stop(Status.INTERRUPTED)
     await asyncio.gather(*(g.wait_finished(10) for g in leftovers))
     await asyncio.sleep(0.2)  # let responses write their final frames
-    await clients_close()
     logger.info("drained; %d answers saved as interrupted", len(leftovers))
 
 
@@ -136,7 +135,8 @@ def _drain_on_sigterm_under_uvicorn(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def install_sigterm_drain() -> None:
-    """Under daphne (Twisted), replace the reactor's SIGTERM handler with a drain."""
+    """Under daphne (Twisted), replace the reactor's SIGTERM handler with a drain, and
+    close the model clients when the reactor stops (uvicorn: `lifespan`)."""
     # The daphne app in INSTALLED_APPS imports daphne.server in every process: it is
     # daphne serving only if uvicorn is not.
     if "daphne.server" not in sys.modules or "uvicorn" in sys.modules:

@@ -64,11 +64,13 @@ class LonePace:
         # not the last one alone, which a read that came early or late skews.
         self._reads: deque[tuple[float, int]] = deque(maxlen=_PACE_READS + 1)
         self._events = 0
+        self._bytes_per_event = 0.0  # in the last read
 
-    def record(self, read_at: float, events: int) -> None:
-        """A read at `read_at` brought `events` events."""
+    def record(self, read_at: float, events: int, read_bytes: int) -> None:
+        """A read at `read_at` brought `events` events in `read_bytes` bytes."""
         self._events += events
         self._reads.append((read_at, self._events))
+        self._bytes_per_event = read_bytes / events if events else 0.0
 
     @property
     def known(self) -> bool:
@@ -77,15 +79,15 @@ class LonePace:
         is right from the start (gated reads before it is known skew it)."""
         return len(self._reads) > _PACE_KNOWN_AFTER
 
-    def gate_bytes(self, events: int, read_bytes: int) -> int:
-        """After the last read (`events` events in `read_bytes` bytes): what the next one
-        should wait for. The whole number of events nearest to a window's worth at the
-        recent pace, less half an event since events differ in size, in bytes; 1 (any
-        byte) for one event; at most `MAX_GATE_BYTES`."""
+    def gate_bytes(self) -> int:
+        """What the read after the last one should wait for: the whole number of events
+        nearest to a window's worth at the recent pace, less half an event since events
+        differ in size, in bytes (at the last read's bytes per event); 1 (any byte) for
+        one event; at most `MAX_GATE_BYTES`."""
         (first_at, events_then), (last_at, events_now) = self._reads[0], self._reads[-1]
-        if last_at <= first_at or events <= 0:
+        if last_at <= first_at or not self._bytes_per_event:
             return 1
         wanted = round((events_now - events_then) * self.window / (last_at - first_at))
         if wanted <= 1:
             return 1
-        return min(MAX_GATE_BYTES, int((wanted - 0.5) * read_bytes / events))
+        return min(MAX_GATE_BYTES, int((wanted - 0.5) * self._bytes_per_event))

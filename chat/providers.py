@@ -278,10 +278,10 @@ async def _openai_stream(
                     if batch:
                         yield batch
                     if read_every and _more_text_follows(batch):
-                        pace.record(read_at, len(events))
+                        pace.record(read_at, len(events), len(raw))
                         if reading_alone() and pace.known and body.can_gate:
                             body.gate(
-                                pace.gate_bytes(len(events), len(raw)),
+                                pace.gate_bytes(),
                                 not_before=read_at + read_every * EARLIEST,
                                 latest=read_at + read_every * LATEST,
                             )
