@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import platform
 import re
 import socket
@@ -312,7 +313,8 @@ class UpstreamBody:
         self._gated = False  # a gate is up for the coming read
         self._gate_not_before = 0.0
         self._gate_timer: asyncio.TimerHandle | None = None
-        self._raw_socket: socket.socket | None = None
+        self._socket: socket.socket | None = None  # for the low-water mark only
+        self._loop = asyncio.get_running_loop()
         transport_stream = getattr(response.stream, "_stream", None)
         aiohttp_response = getattr(transport_stream, "_aiohttp_response", None)
         encoding = response.headers.get("content-encoding", "identity").lower()
@@ -338,6 +340,8 @@ class UpstreamBody:
             self._resume()
         if self._gated:  # stopped during a gated read: its timer goes too
             self._lift_gate()
+        if self._socket is not None:
+            self._socket.close()  # the duplicate only: the connection stays open
         if self.straight_from_aiohttp:
             # What the SDK's transport does when the httpx response is closed.
             await self._aiohttp_response.__aexit__(None, None, None)
@@ -365,7 +369,7 @@ class UpstreamBody:
                 self._set_low_water_mark(min_bytes)
             except OSError:  # the connection is going: the read will tell
                 return
-            self._gate_timer = asyncio.get_running_loop().call_at(latest, self._drop_gate)
+            self._gate_timer = self._loop.call_at(latest, self._drop_gate)
         self._gated, self._gate_not_before = True, not_before
 
     def _drop_gate(self) -> None:
@@ -381,16 +385,20 @@ class UpstreamBody:
             self._drop_gate()
 
     def _set_low_water_mark(self, size: int) -> None:
-        if self._raw_socket is None:
-            self._raw_socket = self._transport.get_extra_info("socket")
-        self._raw_socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, size)
+        if self._socket is None:
+            # A socket object of our own, on a duplicate of the connection's descriptor:
+            # uvloop's stand-in for the transport's socket builds a new Python socket,
+            # and asks the kernel for its address, on every call (two per gated read).
+            fd = self._transport.get_extra_info("socket").fileno()
+            self._socket = socket.socket(fileno=os.dup(fd))
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, size)
 
     async def _after_gate(self) -> None:
         """Lift the gate after its read. A read that came before the gate's `not_before`
         (a burst) is held until then, the socket paused: what arrives meanwhile waits in
         the kernel for the next read, and so does an error or the end."""
         self._lift_gate()
-        early = self._gate_not_before - asyncio.get_running_loop().time()
+        early = self._gate_not_before - self._loop.time()
         if early <= 0:
             return
         self._transport.pause_reading()

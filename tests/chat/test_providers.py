@@ -2,8 +2,10 @@
 
 import asyncio
 import itertools
+import os
 import statistics
 import time
+import warnings
 
 import httpx2
 import orjson
@@ -254,3 +256,28 @@ async def test_a_read_after_a_gated_one_is_not_gated(upstream):
     assert gated.count(b'"content"') == 2
     assert ungated.count(b'"content"') == 1  # not held for a second token
     assert text == scenario.text
+
+
+async def test_gated_answers_close_what_they_open(upstream):
+    # The low-water mark is set through a duplicate of the connection's descriptor: each
+    # answer closes its own (an unclosed one would also keep a dropped connection open),
+    # and the pooled connection serves the next answer as before.
+    window = 0.066
+    open_descriptors = []
+    with override_settings(LLM_MODELS=live_models(upstream)):
+        spec = model_lookup("test-model")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ResourceWarning)
+                for _ in range(3):
+                    scenario = upstream.script(tokens=[f"d{i} " for i in range(20)], pace=1 / 30)
+                    messages = [{"role": "user", "content": f"close {scenario.tag}"}]
+                    text = ""
+                    async for batch in provider_stream(spec, messages, read_every=window):
+                        text += "".join(chunk.text for chunk in batch)
+                    assert text == scenario.text
+                    open_descriptors.append(len(os.listdir("/proc/self/fd")))
+        finally:
+            await _client_for(spec).close()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert open_descriptors[0] == open_descriptors[-1]
