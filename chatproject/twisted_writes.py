@@ -40,8 +40,10 @@ def send_writes_at_once() -> None:
 
 
 def _nothing_waits(connection: tcp.Server) -> bool:
+    # A connection upgraded with startTLS encrypts in its protocol: Twisted's own path.
     return (
-        connection.connected
+        not connection.TLS
+        and connection.connected
         and not connection.disconnecting
         and not connection._writeDisconnected
         and not connection._tempDataLen

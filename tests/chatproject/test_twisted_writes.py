@@ -74,3 +74,22 @@ def test_what_the_socket_refuses_is_buffered_and_sent_in_order(connection_and_pe
         connection.doWrite()
         received += _received(peer)
     assert received == big + b"after"
+
+
+class _RecordingProtocol(Protocol):
+    def __init__(self) -> None:
+        self.written = b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+
+def test_a_connection_upgraded_to_tls_keeps_twisteds_path(connection_and_peer):
+    # After startTLS, Twisted hands writes to its TLS layer (the protocol): nothing may
+    # reach the socket unencrypted.
+    connection, peer, _ = connection_and_peer
+    tls_layer = _RecordingProtocol()
+    connection.protocol, connection.TLS = tls_layer, True
+    connection.write(b"secret")
+    assert tls_layer.written == b"secret"
+    assert _received(peer) == b""
