@@ -415,15 +415,14 @@ class UpstreamBody:
         it: the next `read` is the only wait, one task wake-up per read instead of two
         (bench/). If the upstream drops meanwhile, everything it sent is still read
         before the error. httpx reads only when asked, so that path just sleeps."""
-        loop = asyncio.get_running_loop()
-        if resume_at <= loop.time():
+        if resume_at <= self._loop.time():
             return
         transport = self._transport
         if transport is None or transport.is_closing():
-            await asyncio.sleep(resume_at - loop.time())
+            await asyncio.sleep(resume_at - self._loop.time())
             return
         transport.pause_reading()
-        self._resume_timer = loop.call_at(resume_at, self._resume)
+        self._resume_timer = self._loop.call_at(resume_at, self._resume)
 
     def _resume(self) -> None:
         self._resume_timer = None

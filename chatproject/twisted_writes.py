@@ -24,16 +24,12 @@ def send_writes_at_once() -> None:
         return
     _installed = True
     buffered_write = tcp.Server.write
-    buffered_write_sequence = tcp.Server.writeSequence
 
     def write(self: tcp.Server, data: bytes) -> None:
         buffered_write(self, _send_now(self, data))
 
     def write_sequence(self: tcp.Server, iovec: Iterable[bytes]) -> None:
-        if _nothing_waits(self):
-            buffered_write(self, _send_now(self, b"".join(iovec)))
-        else:
-            buffered_write_sequence(self, iovec)
+        write(self, b"".join(iovec))  # the same bytes, in order, as one send
 
     tcp.Server.write = write
     tcp.Server.writeSequence = write_sequence
