@@ -21,10 +21,10 @@ async def event_stream(generation: Generation, *, after: int = 0) -> AsyncIterat
     generation.attach()
     try:
         while True:
-            if sent < len(generation.frames):
+            if sent < len(generation.log):
                 # Frames that piled up while the client was being written to go out as
                 # one write; each is still a complete SSE frame.
-                pending = generation.frames[sent:]
+                pending = generation.log.frames_after(sent)
                 sent += len(pending)
                 delivered_done = pending[-1] == events.DONE_FRAME
                 yield b"".join(pending)

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from chat import events
+from chat.event_log import EventLog
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def control_channel() -> str:
 # --- Writing: the generating process ------------------------------------------------------
 
 
-async def mirror_log(record_id: int, frames: list[bytes], wait: Callable) -> None:
+async def mirror_log(record_id: int, log: EventLog, wait: Callable) -> None:
     """Copy a generation's frames to Redis as they appear, until its `[DONE]`.
 
     `wait(after=n)` returns once the log has more than n frames or has ended.
@@ -82,7 +83,7 @@ async def mirror_log(record_id: int, frames: list[bytes], wait: Callable) -> Non
     key, sent = log_key(record_id), 0
     while True:
         await wait(after=sent)
-        pending = frames[sent:]
+        pending = log.frames_after(sent)
         if pending:
             pipe = client().pipeline(transaction=False)
             for offset, frame in enumerate(pending, start=sent + 1):
@@ -90,7 +91,7 @@ async def mirror_log(record_id: int, frames: list[bytes], wait: Callable) -> Non
             pipe.expire(key, _LIVE_LOG_TTL_SECONDS)
             await pipe.execute()
             sent += len(pending)
-        if frames and frames[-1] == events.DONE_FRAME and sent == len(frames):
+        if log.ended and sent == len(log):
             await client().expire(key, settings.CHAT_REPLAY_TTL_SECONDS)
             return
         await asyncio.sleep(_MIRROR_BATCH_SECONDS)

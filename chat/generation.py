@@ -15,6 +15,7 @@ import time
 from django.conf import settings
 
 from chat import eventbus, events
+from chat.event_log import EventLog
 from chat.models import ChatRecord
 from chat.providers import ModelSpec, ProviderError, Usage, provider_stream
 from chat.services import OpenedTurn, TurnOutcome, record_finish
@@ -36,9 +37,9 @@ class Generation:
     # One per open answer, for the answer's length: slots keep it small (bench/, memory).
     __slots__ = (
         "_coalesce_seconds", "_finish_reason", "_finished", "_first_token_ms", "_grace_timer",
-        "_last_frame_at", "_mirroring", "_parts", "_ping_seconds", "_ping_timer",
-        "_started_at", "_stop_status", "_subscribers", "_unsent", "_upstream", "_usage",
-        "_waiters", "frames", "messages", "record_id", "session_id", "spec", "status",
+        "_last_frame_at", "_mirroring", "_ping_seconds", "_ping_timer", "_started_at",
+        "_stop_status", "_subscribers", "_unsent", "_upstream", "_usage", "_waiters", "log",
+        "messages", "record_id", "session_id", "spec", "status",
     )  # fmt: skip
 
     def __init__(self, *, turn: OpenedTurn, spec: ModelSpec, started_at: float) -> None:
@@ -46,7 +47,7 @@ class Generation:
         self.session_id = turn.session_id
         self.spec = spec
         self.messages = turn.messages
-        self.frames: list[bytes] = []  # the encoded event log, in order; frame n has id n+1
+        self.log = EventLog()  # the events, and the published text
         self.status: str | None = None  # the saved status, once finished
         # Set once saved; futures, not an asyncio.Event (its deque costs ~0.8 KB per answer).
         self._finished: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -57,7 +58,6 @@ class Generation:
         self._coalesce_seconds = settings.CHAT_COALESCE_MS / 1000
         self._unsent: list[str] = []
         self._started_at = started_at  # monotonic time the request arrived
-        self._parts: list[str] = []  # the published text, one string per delta event
         # Readers waiting for the next frame; woken by each frame, and by the ping tick
         # when the log has been quiet for CHAT_PING_SECONDS (one timer per answer, not
         # one per wait).
@@ -82,11 +82,11 @@ class Generation:
     @property
     def event_count(self) -> int:
         """How many events (frames with an id) the log holds."""
-        return len(self.frames) - (1 if self.finished else 0)
+        return self.log.event_count
 
     @property
     def answer_so_far(self) -> str:
-        return "".join(self._parts) + "".join(self._unsent)
+        return self.log.text + "".join(self._unsent)
 
     def attach(self) -> None:
         self._subscribers += 1
@@ -148,12 +148,12 @@ class Generation:
     async def wait_for_frames(self, *, after: int) -> bool:
         """Wait until the log grows past `after` or ends (True), or until it has been
         quiet for the ping interval (False: time for a keep-alive)."""
-        if len(self.frames) > after or self.finished:
+        if len(self.log) > after or self.finished:
             return True
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         await waiter
-        return len(self.frames) > after or self.finished
+        return len(self.log) > after or self.finished
 
     # --- Control ------------------------------------------------------------------------
 
@@ -168,7 +168,14 @@ class Generation:
     # --- Producing the log --------------------------------------------------------------
 
     def _publish(self, event_type: str, payload: dict) -> None:
-        self.frames.append(events.event_frame(len(self.frames) + 1, event_type, payload))
+        self.log.add(event_type, payload)
+        self._published()
+
+    def _publish_delta(self, text: str) -> None:
+        self.log.add_delta(text)
+        self._published()
+
+    def _published(self) -> None:
         self._last_frame_at = time.monotonic()
         self._wake()
 
@@ -236,7 +243,7 @@ class Generation:
                     self._finish_reason = chunk.finish_reason
                 if chunk.usage:
                     self._usage = chunk.usage
-            if self._first_token_ms is None and (self._parts or self._unsent):
+            if self._first_token_ms is None and (self.log.has_text or self._unsent):
                 self._first_token_ms = self._elapsed_ms()
             self._flush_text()
         if self._finish_reason is None:
@@ -248,10 +255,7 @@ class Generation:
         if self._unsent:
             text = "".join(self._unsent)
             self._unsent.clear()
-            self._parts.append(text)
-            if len(self._parts) >= 32:  # a few strings, not one per event, for long answers
-                self._parts[:] = ["".join(self._parts)]
-            self._publish(events.DELTA, {"text": text})
+            self._publish_delta(text)
 
     async def _finish(self, status: str, error: ProviderError | None) -> None:
         self._flush_text()  # every generated character is delivered before the end
@@ -265,10 +269,8 @@ class Generation:
             message = "The answer could not be saved."
             self._publish(events.ERROR, {"code": "storage_error", "message": message})
         self._publish(events.DONE, self._done_payload(outcome))
-        self.frames.append(events.DONE_FRAME)
+        self.log.end()
         self.status = status
-        # Kept for resumes until the replay TTL: only the log and the answer matter now.
-        self._parts = [outcome.answer]
         self._finished.set_result(None)
         self._wake()
         if self._ping_timer is not None:
@@ -329,7 +331,7 @@ async def _mirror(generation: Generation) -> None:
         await generation.wait_for_frames(after=after)
 
     try:
-        await eventbus.mirror_log(generation.record_id, generation.frames, wait)
+        await eventbus.mirror_log(generation.record_id, generation.log, wait)
     except Exception:
         logger.exception("could not mirror record %s to Redis", generation.record_id)
 
