@@ -80,16 +80,17 @@ class StreamLaneASGIHandler(ASGIHandler):
         if frames is None:
             await super().send_response(response, send)
             return
-        headers = [
-            (name.encode("ascii"), value.encode("latin1")) for name, value in response.items()
-        ]
-        await send(
-            {"type": "http.response.start", "status": response.status_code, "headers": headers}
-        )
+        await send(_response_start(response))
         async with aclosing(frames):
             async for frame in frames:
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body"})
+
+
+def _response_start(response) -> dict:
+    # Built apart so that nothing of it stays referenced while the answer streams.
+    headers = [(name.encode("ascii"), value.encode("latin1")) for name, value in response.items()]
+    return {"type": "http.response.start", "status": response.status_code, "headers": headers}
 
 
 def _close_quietly(response) -> None:
