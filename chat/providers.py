@@ -164,9 +164,27 @@ def _client_for(spec: ModelSpec) -> openai.AsyncOpenAI:
             timeout=spec.timeout,
             max_retries=spec.max_retries,
             http_client=_http_client(),
+            default_headers=_NO_SDK_TELEMETRY,
         )
         per_loop[spec.name] = client
     return client
+
+
+# The SDK's own telemetry, sent to every provider with every question unless omitted:
+# the OS, architecture, Python and SDK versions, async or not. No provider needs them;
+# without them (and the two per-request ones below) a question is 9 headers lighter to
+# build and send, and an open answer's request ~2 KB smaller (bench/, memory).
+_NO_SDK_TELEMETRY = {
+    name: openai.Omit()
+    for name in (
+        "X-Stainless-Lang", "X-Stainless-Package-Version", "X-Stainless-OS",
+        "X-Stainless-Arch", "X-Stainless-Runtime", "X-Stainless-Runtime-Version",
+        "X-Stainless-Async",
+    )
+}  # fmt: skip
+_NO_SDK_REQUEST_TELEMETRY = {
+    "headers": {"X-Stainless-Retry-Count": openai.Omit(), "X-Stainless-Read-Timeout": openai.Omit()}
+}
 
 
 async def clients_close() -> None:
@@ -253,8 +271,9 @@ async def _openai_stream(
     del messages  # sent once the request is; not kept for the answer's length
     try:
         response = await _client_for(spec).post(
-            "/chat/completions", body=request_body, cast_to=httpx2.Response, stream=True
-        )
+            "/chat/completions", body=request_body, cast_to=httpx2.Response, stream=True,
+            options=_NO_SDK_REQUEST_TELEMETRY,
+        )  # fmt: skip
         del request_body
         body, parser = UpstreamBody(response), SSEDataParser()
         del response  # see UpstreamBody: only what reading needs stays for the answer

@@ -148,6 +148,30 @@ async def test_answers_are_read_once_per_window_on_ticks_they_share(upstream):
     assert times_b[1] - times_a[0] > 0.1  # b started well after a
 
 
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_the_model_request_carries_the_key_and_no_sdk_telemetry(upstream, transport):
+    # The SDK would add nine X-Stainless-* headers (OS, architecture, Python and SDK
+    # versions, retry count, timeout) to every question: the provider needs none of them.
+    scenario = upstream.script(tokens=["好"])
+    messages = [{"role": "user", "content": f"headers {scenario.tag}"}]
+    with override_settings(LLM_MODELS=live_models(upstream), LLM_HTTP_CLIENT=transport):
+        spec = model_lookup("test-model")
+        try:
+            text = "".join(
+                [c.text async for batch in provider_stream(spec, messages) for c in batch]
+            )
+        finally:
+            await _client_for(spec).close()
+
+    assert text == "好"
+    (headers,) = [{k.lower(): v for k, v in h.items()} for h in scenario.request_headers]
+    assert headers["authorization"] == "Bearer test-key"
+    assert headers["content-type"] == "application/json"
+    assert headers["accept"] == "application/json"
+    assert headers["user-agent"].startswith("AsyncOpenAI/Python")
+    assert [name for name in headers if name.startswith("x-stainless")] == []
+
+
 async def _batch_times(upstream, spec, window, name, *, streaming=None, start_after=None):
     """When each batch with text arrived, and the answer's text."""
     if start_after is not None:
