@@ -802,7 +802,7 @@ def fold_summary(folded: str, top: int = 40) -> str:
     total = 0
     for line in folded.splitlines():
         stack, _, count_text = line.rpartition(" ")
-        if not stack:
+        if not stack or not count_text.isdigit():  # a line py-spy was still writing
             continue
         count = int(count_text)
         frames = stack.split(";")
