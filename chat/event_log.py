@@ -50,8 +50,7 @@ class EventLog:
     @property
     def text(self) -> str:
         """The text of every delta so far."""
-        if self._recent:
-            self._head, self._recent = self._head + "".join(self._recent), []
+        self._join_recent()
         return self._head
 
     def add_delta(self, text: str) -> None:
@@ -59,6 +58,10 @@ class EventLog:
         self._length += len(text)
         self._ends.append(self._length)
         if len(self._recent) >= _JOIN_AFTER:
+            self._join_recent()
+
+    def _join_recent(self) -> None:
+        if self._recent:
             self._head, self._recent = self._head + "".join(self._recent), []
 
     def add(self, event_type: str, payload: dict) -> None:

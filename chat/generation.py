@@ -80,11 +80,6 @@ class Generation:
         return self._finished.done()
 
     @property
-    def event_count(self) -> int:
-        """How many events (frames with an id) the log holds."""
-        return self.log.event_count
-
-    @property
     def answer_so_far(self) -> str:
         return self.log.text + "".join(self._unsent)
 
