@@ -19,8 +19,7 @@ _FRAME = 'id: %d\nevent: delta\ndata: {"text":"您好，这是第%d段"}\n\n'
 
 
 async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        await _lifespan(receive, send)
+    if scope["type"] != "http":  # no lifespan work: uvicorn carries on without it
         return
     more = True
     while more:
@@ -44,13 +43,3 @@ def _frames_asked(scope) -> tuple[int, int]:
         return 0, 0
     query = parse_qs(scope["query_string"].decode())
     return int(query.get("n", ["0"])[0]), int(query.get("tick_port", ["0"])[0])
-
-
-async def _lifespan(receive, send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
