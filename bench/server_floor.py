@@ -39,6 +39,8 @@ from bench import run as bench_run
 
 APP = "bench.floor_app:app"
 FRAMES = 30
+# Frames of one project answer in bench.run: 60 tokens at ~2 per coalescing window.
+ANSWER_FRAMES = 31
 CONCURRENCY = 20
 _REQUEST = (
     "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -185,7 +187,8 @@ def report(results: dict[str, list[dict]], meta: dict) -> str:
         f"{meta['window_ms']} ms; {meta['passes']} passes, servers alternating; medians",
         "",
         "| server | CPU µs / request | CPU µs / frame, back to back | CPU µs / frame, lone "
-        "stream | one answer's floor (1 request + 31 lone frames), ms | passes (request µs) |",
+        f"stream | one answer's floor (1 request + {ANSWER_FRAMES} lone frames), ms | passes "
+        "(request µs) |",
         "|---|---|---|---|---|---|",
     ]
     for name, passes in results.items():
@@ -193,7 +196,7 @@ def report(results: dict[str, list[dict]], meta: dict) -> str:
         frame = statistics.median(p["frame_us"] for p in passes)
         lone = statistics.median(p["lone_frame_us"] for p in passes)
         each = ", ".join(f"{p['request_us']:.0f}" for p in passes)
-        floor_ms = (request + 31 * lone) / 1000
+        floor_ms = (request + ANSWER_FRAMES * lone) / 1000
         lines.append(
             f"| {name} | {request:.0f} | {frame:.1f} | {lone:.1f} | {floor_ms:.2f} | {each} |"
         )

@@ -1,6 +1,8 @@
 """Models are configuration: one entry per provider, validated at start-up."""
 
 import asyncio
+import collections
+import contextlib
 import itertools
 import os
 import statistics
@@ -311,12 +313,10 @@ def _sockets_held_twice() -> list[str]:
     """Sockets this process holds under more than one descriptor: a duplicate left open.
     (The process's other descriptors come and go with whatever earlier tests left
     running, so their count proves nothing.)"""
-    held: dict[str, int] = {}
+    held = collections.Counter()
     for fd in os.listdir("/proc/self/fd"):
-        try:
+        with contextlib.suppress(OSError):  # closed meanwhile
             target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:  # closed meanwhile
-            continue
-        if target.startswith("socket:"):
-            held[target] = held.get(target, 0) + 1
+            if target.startswith("socket:"):
+                held[target] += 1
     return sorted(target for target, count in held.items() if count > 1)
