@@ -2,6 +2,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The settings default to production (DEBUG off, no dev login, SECRET_KEY required); the
+# two commands opt in to development here, explicitly.
+DEV_ENV := DEBUG=1 CHAT_DEV_LOGIN=1
 
 .PHONY: run test lint format install system-deps
 
@@ -14,9 +19,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py reap_streams
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(DEV_ENV) $(PY) manage.py migrate --noinput
+	$(DEV_ENV) $(PY) manage.py reap_streams
+	$(DEV_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -28,4 +33,4 @@ format: $(STAMP)
 
 test: lint
 	./scripts/system-deps.sh
-	$(PY) -m pytest
+	$(DEV_ENV) $(PY) -m pytest $(ARGS)

@@ -1,6 +1,7 @@
 """Staff moderation: browse, search and filter every user's chats."""
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from chat.models import ChatRecord, ChatSession
 
@@ -14,6 +15,9 @@ class ChatRecordInline(admin.TabularInline):
     show_change_link = True
     ordering = ("created_at",)
 
+    def has_add_permission(self, request: HttpRequest, obj: ChatSession | None = None) -> bool:
+        return False  # records are made by the API only (they need an owner, a status...)
+
 
 @admin.register(ChatSession)
 class ChatSessionAdmin(admin.ModelAdmin):
@@ -24,6 +28,9 @@ class ChatSessionAdmin(admin.ModelAdmin):
     raw_id_fields = ("owner",)
     date_hierarchy = "updated_at"
     inlines = (ChatRecordInline,)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # sessions are made by the API, for their owner
 
 
 @admin.register(ChatRecord)
@@ -42,6 +49,9 @@ class ChatRecordAdmin(admin.ModelAdmin):
         "client_id", "terminal", "created_at", "first_token_ms", "finished_at",
         "prompt_tokens", "completion_tokens",
     )  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # records are made by the API only (they need an owner, a status...)
 
     @admin.display(description="question")
     def short_question(self, record: ChatRecord) -> str:

@@ -107,7 +107,7 @@ class DevLoginSchema(OpenApiViewExtension):
                 tags=["auth"],
                 operation_id="auth_dev_login",
                 summary="Development login: an openid in, a token out",
-                description="Only with DEBUG or CHAT_DEV_LOGIN=1; otherwise 404 `not_found`.",
+                description="Only with CHAT_DEV_LOGIN=1; otherwise 404 `not_found`.",
                 request=login_view.InputSerializer,
                 responses={
                     200: DevLoginOutput,

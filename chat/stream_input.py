@@ -2,12 +2,12 @@
 
 from dataclasses import dataclass
 
-import orjson
 from django.conf import settings
 
 from chat.models import ChatRecord
 from chat.providers import ModelSpec, model_lookup
 from chatproject.errors import ApplicationError
+from chatproject.request_body import json_parse, malformed_json
 
 _CLIENT_ID_MAX = 64
 _QUESTION_TYPE_MAX = 32
@@ -86,12 +86,9 @@ def _terminal(body: dict) -> str:
 
 
 def stream_request_parse(raw_body: bytes) -> StreamRequest:
-    try:
-        body = orjson.loads(raw_body)
-    except orjson.JSONDecodeError:
-        raise _invalid("malformed_json", "The request body is not valid JSON.") from None
+    body = json_parse(raw_body)
     if not isinstance(body, dict):
-        raise _invalid("malformed_json", "The request body must be a JSON object.")
+        raise malformed_json("The request body must be a JSON object.")
     return StreamRequest(
         question=_question(body),
         session_id=_session_id(body),

@@ -3,7 +3,6 @@ resume an answer's events, and stop an answer."""
 
 import time
 
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -17,21 +16,13 @@ from chat.services import OpenedTurn, turn_open
 from chat.stream_input import StreamRequest, last_event_id_parse, stream_request_parse
 from chatproject.db import run_db
 from chatproject.errors import ApplicationError, application_error_response, error_response
+from chatproject.request_body import API_BODY_MAX_BYTES, body_read, json_body_read
 
 
 def _method_not_allowed(allowed: str) -> JsonResponse:
     response = error_response("method_not_allowed", f"Use {allowed}.", status=405)
     response["Allow"] = allowed
     return response
-
-
-def _request_body(request: HttpRequest) -> bytes:
-    try:
-        return request.body
-    except RequestDataTooBig:
-        raise ApplicationError(
-            "payload_too_large", "The request body is too large.", status=413
-        ) from None
 
 
 # Each request makes one trip to the database threads: who is calling, and what they ask.
@@ -66,7 +57,7 @@ async def chat_stream(request: HttpRequest) -> HttpResponseBase:
     try:
         token = signed_bearer_token(request)
         try:
-            params = stream_request_parse(_request_body(request))
+            params = stream_request_parse(body_read(request, max_bytes=API_BODY_MAX_BYTES))
         except ApplicationError:
             await run_db(owner_id_for_token, token)  # an expired token hears 401 before 400
             raise
@@ -91,6 +82,7 @@ async def record_events(request: HttpRequest, record_id: int) -> HttpResponseBas
         return _method_not_allowed("GET")
     try:
         token = signed_bearer_token(request)
+        json_body_read(request, view=record_events)  # none needed; a bad one is still a 4xx
         after = last_event_id_parse(
             request.headers.get("Last-Event-ID"), request.GET.get("last_event_id")
         )
@@ -120,6 +112,7 @@ async def record_stop(request: HttpRequest, record_id: int) -> HttpResponseBase:
         return _method_not_allowed("POST")
     try:
         token = signed_bearer_token(request)
+        json_body_read(request, view=record_stop)  # none needed; a bad one is still a 4xx
         record = await run_db(_authenticated_record, token, record_id)
     except ApplicationError as error:
         return application_error_response(error)

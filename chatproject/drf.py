@@ -1,10 +1,23 @@
-"""DRF's exceptions, answered in the project's one error shape."""
+"""DRF, made to speak the project's one language of errors and bodies.
+
+- Exceptions answer `{"error": {"code", "message"}}` with a documented code.
+- JSON bodies come through `chatproject.request_body` (size limit per view, orjson), as the
+  stream endpoints' bodies do.
+- JSON is all the API speaks; see `JsonOnlyNegotiation`.
+"""
+
+from typing import IO, Any
 
 from rest_framework import exceptions as drf_exceptions
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
 
 from chatproject.errors import ApplicationError, error_body
+from chatproject.request_body import json_body_read
 
 _DRF_CODES = {
     drf_exceptions.NotAuthenticated: "not_authenticated",
@@ -12,11 +25,13 @@ _DRF_CODES = {
     drf_exceptions.PermissionDenied: "permission_denied",
     drf_exceptions.NotFound: "not_found",
     drf_exceptions.MethodNotAllowed: "method_not_allowed",
+    drf_exceptions.NotAcceptable: "not_acceptable",
     drf_exceptions.ParseError: "malformed_json",
     drf_exceptions.UnsupportedMediaType: "unsupported_media_type",
     drf_exceptions.Throttled: "rate_limited",
     drf_exceptions.ValidationError: "invalid_input",
 }
+_NOT_ACCEPTABLE = "This API answers only application/json; send Accept: application/json."
 
 
 def drf_exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -29,7 +44,39 @@ def drf_exception_handler(exc: Exception, context: dict) -> Response | None:
     code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
     if isinstance(exc, drf_exceptions.ValidationError):
         response.data = error_body(code, "Some fields are invalid.", fields=response.data)
+    elif isinstance(exc, drf_exceptions.NotAcceptable):
+        response.data = error_body(code, _NOT_ACCEPTABLE)
     else:
         detail = getattr(exc, "detail", str(exc))
         response.data = error_body(code, str(detail))
     return response
+
+
+class JsonParser(BaseParser):
+    """The JSON body `ApiRequestBodyMiddleware` read and parsed (within the view's limit)."""
+
+    media_type = "application/json"
+
+    def parse(
+        self, stream: IO[bytes], media_type: str | None = None, parser_context: dict | None = None
+    ) -> Any:
+        request = (parser_context or {})["request"]._request
+        if not hasattr(request, "json_body"):  # a view called without the middleware
+            request.json_body = json_body_read(request, view=parser_context["view"])
+        return request.json_body
+
+
+class JsonOnlyNegotiation(DefaultContentNegotiation):
+    """JSON for every Accept that admits it, and for `Accept: text/event-stream` too: SSE
+    clients (httpx-sse) set it on the headers a client reuses for its plain calls.
+    Anything else (`application/xml`) is `406 not_acceptable`, in JSON."""
+
+    def select_renderer(
+        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except drf_exceptions.NotAcceptable:
+            if "text/event-stream" not in request.META.get("HTTP_ACCEPT", ""):
+                raise
+            return renderers[0], renderers[0].media_type

@@ -16,11 +16,16 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CHAT_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env_bool("DEBUG", True)
+# Unconfigured means production: DEBUG off, a real SECRET_KEY required, no dev login.
+# Development opts in explicitly (`make run` and `make test` set DEBUG=1).
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set (DEBUG is off, as in production); "
+            "for development set DEBUG=1, as `make run` does"
+        )
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 
 ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")]
@@ -31,7 +36,9 @@ if env_bool("BEHIND_PROXY", False):
     USE_X_FORWARDED_HOST = True
 
 INSTALLED_APPS = [
-    "daphne",  # first, so `runserver` serves ASGI
+    # First: its `runserver` (daphne's, refusing a taken port) wins over daphne's own.
+    "chatproject",
+    "daphne",  # before Django's apps, so `runserver` serves ASGI
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -48,6 +55,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "chatproject.middleware.StreamLaneMiddleware",  # first: the answer streams skip the rest
+    "chatproject.middleware.ApiJsonErrorsMiddleware",  # outermost: /api/ is never HTML
+    "chatproject.middleware.api_messages_in_english",
     "django.middleware.security.SecurityMiddleware",
     "chatproject.middleware.GZipExceptEventStreamMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -56,12 +65,25 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "chatproject.middleware.ContentSecurityPolicyMiddleware",
     "chatproject.middleware.ApiErrorMiddleware",
+    "chatproject.middleware.ApiRequestBodyMiddleware",
 ]
+
+# Every HTML page that sets none of its own (chatproject/middleware.py): scripts from our
+# own static files only, never inline; Swagger UI's own inline styles and data: icons.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
 
 # Paths are served exactly as documented; the other slash form gets a JSON 404 with a hint
 # (a redirect cannot carry a POST body, and Django's DEBUG check would answer it with a 500).
 APPEND_SLASH = False
+# The largest body an endpoint takes (the bulk save's); every endpoint checks its own,
+# lower limit first (chatproject/request_body.py), with a JSON 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 ROOT_URLCONF = "chatproject.urls"
 ASGI_APPLICATION = "chatproject.asgi.application"
 WSGI_APPLICATION = None
@@ -157,7 +179,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["chatproject.drf.JsonParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "chatproject.drf.JsonOnlyNegotiation",
     "EXCEPTION_HANDLER": "chatproject.drf.drf_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "chat.openapi.ApiAutoSchema",
@@ -174,7 +197,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
+    # A token kept in the browser's storage across visits: a convenience for development only.
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": DEBUG},
     "PATH_CONVERTER_OVERRIDES": {
         "db_id": {"type": "integer", "minimum": 1, "maximum": 999_999_999_999_999_999}
     },
@@ -196,13 +220,22 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        # Django's default config gives `django` a console handler of its own under DEBUG,
+        # which printed every line twice (once plain, once through the root's handler).
+        "django": {"level": "INFO"},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
 
 # --- Accounts -----------------------------------------------------------------------------
-# The development login (an openid in, a token out) for the offline demo and the tests.
-CHAT_DEV_LOGIN = DEBUG or env_bool("CHAT_DEV_LOGIN", False)
+# The development login (an openid in, a token out) for the offline demo and the tests:
+# anyone may log in as anyone, so it is on only when asked for, never implied by DEBUG.
+CHAT_DEV_LOGIN = env_bool("CHAT_DEV_LOGIN", False)
 CHAT_TOKEN_TTL_SECONDS = env_int("CHAT_TOKEN_TTL_SECONDS", 7 * 24 * 3600, minimum=60)
+# Live tokens per user (each login and each web-view page opened makes one); a new one
+# past the cap revokes the oldest.
+CHAT_TOKENS_PER_USER_MAX = env_int("CHAT_TOKENS_PER_USER_MAX", 20, minimum=1)
 # WeChat login (code2Session). Without app id and secret it answers 503 wechat_not_configured;
 # the base URL is configurable so tests and demos can point it at a local server.
 WECHAT_APP_ID = env_str("WECHAT_APP_ID")

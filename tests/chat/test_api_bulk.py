@@ -352,7 +352,7 @@ def test_the_same_message_twice_in_one_array(api, owner):
         ({"items": "nope"}, 400, "invalid_input"),
         ({}, 400, "invalid_input"),
         ({"items": [], "session_id": "x"}, 400, "invalid_input"),
-        (42, 400, "invalid_input"),
+        (42, 400, "malformed_json"),  # neither an object nor an array
     ],
 )
 def test_the_request_as_a_whole_is_checked(api, body, status, code):

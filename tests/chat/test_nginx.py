@@ -83,3 +83,16 @@ async def test_resume_through_nginx_lands_on_either_process(proxied, owner_token
     for last_seen in (0, 3, len(full.events)):
         resumed = await resume_chat(proxied, owner_token, full.done["record_id"], last_seen)
         assert [e.id for e in resumed.events] == [e.id for e in full.events[last_seen:]]
+
+
+async def test_the_bulk_saves_documented_limit_holds_through_nginx(proxied, owner_token):
+    headers = {"Authorization": f"Bearer {owner_token}", "Content-Type": "application/json"}
+    nearly_8_mib = b'{"items": []}' + b" " * (8 * 2**20 - 13)
+    past_nginx = nearly_8_mib + b" " * (2 * 2**20)
+
+    accepted = await proxied.post("/api/chat/records/bulk", content=nearly_8_mib, headers=headers)
+    refused = await proxied.post("/api/chat/records/bulk", content=past_nginx, headers=headers)
+
+    assert accepted.status_code == 200, accepted.text
+    assert refused.status_code == 413
+    assert refused.json()["error"]["code"] == "payload_too_large"
