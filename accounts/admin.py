@@ -28,6 +28,9 @@ class AccessTokenAdmin(admin.ModelAdmin):
     search_fields = ("user__openid", "user__username")
     raw_id_fields = ("user",)
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a row without its signed string is no token: tokens come from a login
+
 
 @admin.register(WebviewTicket)
 class WebviewTicketAdmin(admin.ModelAdmin):

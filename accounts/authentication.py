@@ -9,8 +9,8 @@ from django.http import HttpRequest
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from accounts.models import User
-from accounts.tokens import InvalidToken, token_key_id, token_owner_id, token_user
+from accounts.models import AccessToken, User
+from accounts.tokens import InvalidToken, token_access, token_key_id, token_owner_id
 from chatproject.errors import ApplicationError
 
 
@@ -51,14 +51,16 @@ def owner_id_for_token(token: str) -> int:
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
-    """DRF's door to the same tokens (DRF views run in a worker thread, so sync is fine)."""
+    """DRF's door to the same tokens (DRF views run in a worker thread, so sync is fine).
+    `request.auth` is the token's row."""
 
-    def authenticate(self, request: Request) -> tuple[User, str] | None:
+    def authenticate(self, request: Request) -> tuple[User, AccessToken] | None:
         token = bearer_token(request._request)
         if token is None:
             return None
         try:
-            return token_user(token), token
+            access = token_access(token)
+            return access.user, access
         except InvalidToken:
             raise exceptions.AuthenticationFailed(
                 "The token is invalid, expired or revoked."

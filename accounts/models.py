@@ -48,6 +48,8 @@ class WebviewTicket(models.Model):
 
     digest = models.CharField(max_length=64, unique=True)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="webview_tickets")
+    # The token that asked for it: the ticket is void once that token is revoked.
+    token = models.ForeignKey(AccessToken, on_delete=models.CASCADE, related_name="webview_tickets")
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)

@@ -1,4 +1,5 @@
-"""Bearer tokens: signed (forgeries fail without a query), expiring, revocable per token."""
+"""Bearer tokens: signed (forgeries fail without a query), expiring, revocable per token
+or all at once, at most `CHAT_TOKENS_PER_USER_MAX` live per user, purged once dead."""
 
 import secrets
 from dataclasses import dataclass
@@ -6,7 +7,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core import signing
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import AccessToken, User
@@ -27,11 +29,30 @@ class InvalidToken(Exception):
 
 
 def token_issue(*, user: User, ttl_seconds: int | None = None) -> IssuedToken:
+    """A new token for `user`; past the per-user cap, their oldest live tokens are revoked."""
     ttl = ttl_seconds if ttl_seconds is not None else settings.CHAT_TOKEN_TTL_SECONDS
     key_id = secrets.token_hex(16)
-    expires_at = timezone.now() + timedelta(seconds=ttl)
-    AccessToken.objects.create(key_id=key_id, user=user, expires_at=expires_at)
+    now = timezone.now()
+    expires_at = now + timedelta(seconds=ttl)
+    with transaction.atomic():
+        AccessToken.objects.create(key_id=key_id, user=user, created_at=now, expires_at=expires_at)
+        _tokens_over_cap_revoke(user=user, now=now)
     return IssuedToken(token=signing.Signer(salt=_SIGNER_SALT).sign(key_id), expires_at=expires_at)
+
+
+def _live_tokens(*, user: User, now: datetime) -> QuerySet[AccessToken]:
+    return AccessToken.objects.filter(user=user, revoked_at__isnull=True, expires_at__gt=now)
+
+
+def _tokens_over_cap_revoke(*, user: User, now: datetime) -> None:
+    # Every login and every web-view page opened mints a token: without a cap a user's
+    # live tokens only ever grow. A client whose token goes this way logs in again (401).
+    over_cap = _live_tokens(user=user, now=now).order_by("-created_at", "-id")[
+        settings.CHAT_TOKENS_PER_USER_MAX :
+    ]
+    AccessToken.objects.filter(pk__in=list(over_cap.values_list("pk", flat=True))).update(
+        revoked_at=now
+    )
 
 
 def token_key_id(token: str) -> str:
@@ -42,8 +63,8 @@ def token_key_id(token: str) -> str:
         raise InvalidToken("bad signature") from None
 
 
-def token_user(token: str) -> User:
-    """The active user a token belongs to: a signature check, then one indexed query."""
+def token_access(token: str) -> AccessToken:
+    """The live token row, with its active user: a signature check, then one query."""
     key_id = token_key_id(token)
     try:
         access = AccessToken.objects.select_related("user").get(
@@ -51,11 +72,15 @@ def token_user(token: str) -> User:
         )
     except AccessToken.DoesNotExist:
         raise InvalidToken("expired or revoked") from None
-    user = access.user
-    if not user.is_active:
+    if not access.user.is_active:
         raise InvalidToken("user disabled")
-    _user_touch(user)
-    return user
+    _user_touch(access.user)
+    return access
+
+
+def token_user(token: str) -> User:
+    """The active user a token belongs to."""
+    return token_access(token).user
 
 
 # The stream endpoints need only the owner's id, once per answer: one fixed statement
@@ -95,6 +120,23 @@ def _user_touch(user: User) -> None:
 
 
 def token_revoke(*, token: str) -> None:
+    """Log out one client: its token, and the web-view tickets it minted, stop working
+    (a ticket lives only as long as its token; accounts/tickets.py)."""
     AccessToken.objects.filter(key_id=token_key_id(token), revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
+
+
+def tokens_revoke_all(*, user: User) -> int:
+    """Log out everywhere: every live token of the user (and so every ticket); how many."""
+    return AccessToken.objects.filter(user=user, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+
+
+def tokens_purge(*, now: datetime | None = None) -> int:
+    """Delete expired and revoked tokens (their tickets go with them); how many."""
+    now = now or timezone.now()
+    dead = AccessToken.objects.filter(Q(expires_at__lte=now) | Q(revoked_at__isnull=False))
+    _, deleted = dead.delete()
+    return deleted.get(AccessToken._meta.label, 0)

@@ -15,7 +15,7 @@ from accounts.authentication import bearer_token
 from accounts.models import User
 from accounts.services import user_login_by_openid, user_login_by_wechat_code, user_profile_update
 from accounts.tickets import InvalidTicket, ticket_exchange, ticket_issue
-from accounts.tokens import InvalidToken, token_issue, token_revoke
+from accounts.tokens import InvalidToken, token_issue, token_revoke, tokens_revoke_all
 from chatproject.errors import ApplicationError
 
 OPENID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -99,6 +99,17 @@ class LogoutApi(_ChallengeOn401, APIView):
         return Response(status=204)
 
 
+class LogoutEverywhereApi(APIView):
+    """Revoke every token of the caller (every device, every web-view page, every ticket)."""
+
+    class OutputSerializer(serializers.Serializer):
+        revoked = serializers.IntegerField(help_text="How many live tokens were revoked.")
+
+    def post(self, request: Request) -> Response:
+        revoked = tokens_revoke_all(user=request.user)
+        return Response(self.OutputSerializer({"revoked": revoked}).data)
+
+
 class MeApi(APIView):
     """The caller's own profile: read it, or change nickname and avatar."""
 
@@ -138,7 +149,7 @@ class WebviewTicketApi(APIView):
         expires_at = serializers.DateTimeField()
 
     def post(self, request: Request) -> Response:
-        issued = ticket_issue(user=request.user)
+        issued = ticket_issue(token=request.auth)
         return Response(self.OutputSerializer(issued).data, status=201)
 
 
