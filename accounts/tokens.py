@@ -129,9 +129,8 @@ def token_revoke(*, token: str) -> None:
 
 def tokens_revoke_all(*, user: User) -> int:
     """Log out everywhere: every live token of the user (and so every ticket); how many."""
-    return AccessToken.objects.filter(user=user, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
+    now = timezone.now()
+    return _live_tokens(user=user, now=now).update(revoked_at=now)
 
 
 def tokens_purge(*, now: datetime | None = None) -> int:

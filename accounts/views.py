@@ -4,7 +4,7 @@ Each view parses, calls one service, shapes the answer.
 """
 
 from django.conf import settings
-from django.core.validators import URLValidator
+from django.core.validators import RegexValidator, URLValidator
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -16,6 +16,7 @@ from accounts.models import User
 from accounts.services import user_login_by_openid, user_login_by_wechat_code, user_profile_update
 from accounts.tickets import InvalidTicket, ticket_exchange, ticket_issue
 from accounts.tokens import InvalidToken, token_issue, token_revoke, tokens_revoke_all
+from chatproject.drf import TextField
 from chatproject.errors import ApplicationError
 
 OPENID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -44,13 +45,13 @@ def _login_response(*, user: User, created: bool) -> Response:
 
 
 class DevLoginApi(APIView):
-    """Development login: an openid in, a token out. Only with DEBUG or CHAT_DEV_LOGIN=1."""
+    """Development login: an openid in, a token out. Only with CHAT_DEV_LOGIN=1."""
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
 
     class InputSerializer(serializers.Serializer):
-        openid = serializers.RegexField(OPENID_PATTERN)
+        openid = TextField(validators=[RegexValidator(OPENID_PATTERN)])
 
     def post(self, request: Request) -> Response:
         if not settings.CHAT_DEV_LOGIN:
@@ -68,7 +69,7 @@ class WechatLoginApi(APIView):
     permission_classes = (AllowAny,)
 
     class InputSerializer(serializers.Serializer):
-        code = serializers.CharField(max_length=128)
+        code = TextField(max_length=128)
 
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
@@ -114,8 +115,8 @@ class MeApi(APIView):
     """The caller's own profile: read it, or change nickname and avatar."""
 
     class InputSerializer(serializers.Serializer):
-        nickname = serializers.CharField(max_length=64, allow_blank=True, required=False)
-        avatar_url = serializers.CharField(
+        nickname = TextField(max_length=64, allow_blank=True, required=False)
+        avatar_url = TextField(
             max_length=500,
             allow_blank=True,
             required=False,
@@ -160,7 +161,7 @@ class WebviewTicketExchangeApi(_ChallengeOn401, APIView):
     permission_classes = (AllowAny,)
 
     class InputSerializer(serializers.Serializer):
-        ticket = serializers.CharField(max_length=128)
+        ticket = TextField(max_length=128)
 
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)

@@ -41,8 +41,8 @@ from chat.serializers import (
     RecordOutput,
     SearchHitOutput,
     SessionOutput,
-    TextField,
 )
+from chatproject.drf import TextField
 from chatproject.errors import ApplicationError
 
 # Generous for 200 items of chat text (JSON escapes included), small enough that a stray

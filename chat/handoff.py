@@ -25,7 +25,8 @@ from accounts.models import User
 from chat.history import RATEABLE_STATUSES
 from chat.models import ChatRecord, ChatSession
 from chat.selectors import session_get_owned
-from chat.serializers import MAX_DB_ID, TextField
+from chat.serializers import MAX_DB_ID
+from chatproject.drf import TextField
 from chatproject.errors import ApplicationError
 
 MAX_ITEMS = 200

@@ -86,6 +86,11 @@ def _spec_from_entry(entry: dict, *, fallback_name: str = "") -> ModelSpec:
         from chatproject.env import env_str
 
         api_key = env_str(entry["api_key_env"])
+        if not api_key:  # a misspelt name would otherwise send the key "none"
+            raise ImproperlyConfigured(
+                f"LLM_MODELS entry {name!r}: environment variable {entry['api_key_env']!r} "
+                "(api_key_env) is not set"
+            )
     try:
         return ModelSpec(
             name=name,

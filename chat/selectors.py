@@ -17,7 +17,11 @@ def session_get_owned(*, owner_id: int, session_id: int) -> ChatSession | None:
 
 
 def record_get_owned(*, owner_id: int, record_id: int) -> ChatRecord | None:
-    return ChatRecord.objects.filter(pk=record_id, owner_id=owner_id).first()
+    """The owner's record, unless its session was deleted (then it is gone, as in the
+    history API)."""
+    return ChatRecord.objects.filter(
+        pk=record_id, owner_id=owner_id, session__is_deleted=False
+    ).first()
 
 
 def record_status(*, record_id: int) -> str:

@@ -1,7 +1,5 @@
 """Shapes shared by the history API: one session, one record, one error, a page of each."""
 
-from typing import Any
-
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -9,26 +7,6 @@ from chat.models import ChatRecord
 
 # Beyond a signed 64-bit integer the database answers with an overflow, not "not found".
 MAX_DB_ID = 2**63 - 1
-
-
-def _no_surrogates(value: str) -> None:
-    # JSON may carry "\ud800"; neither SQLite nor PostgreSQL can store a lone surrogate.
-    if any("\ud800" <= char <= "\udfff" for char in value):
-        raise serializers.ValidationError("Text must be valid Unicode.")
-
-
-class TextField(serializers.CharField):
-    """A CharField for text only (DRF's turns 12 into "12"), which the database can always
-    store (no NUL, no lone surrogates)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.validators.append(_no_surrogates)
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class UsageOutput(serializers.Serializer):

@@ -9,6 +9,7 @@
 from typing import IO, Any
 
 from rest_framework import exceptions as drf_exceptions
+from rest_framework import serializers
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
@@ -80,3 +81,23 @@ class JsonOnlyNegotiation(DefaultContentNegotiation):
             if "text/event-stream" not in request.META.get("HTTP_ACCEPT", ""):
                 raise
             return renderers[0], renderers[0].media_type
+
+
+def _no_surrogates(value: str) -> None:
+    # JSON may carry "\ud800"; neither SQLite nor PostgreSQL can store a lone surrogate.
+    if any("\ud800" <= char <= "\udfff" for char in value):
+        raise serializers.ValidationError("Text must be valid Unicode.")
+
+
+class TextField(serializers.CharField):
+    """A CharField for text only (DRF's turns 12 into "12"), which the database can always
+    store (no NUL, no lone surrogates)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators.append(_no_surrogates)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)

@@ -67,6 +67,7 @@ def test_me_can_change_nickname_and_avatar(client, owner, owner_token):
     ("body", "field"),
     [
         ({"nickname": "x" * 65}, "nickname"),
+        ({"nickname": 12}, "nickname"),  # text only: not saved as "12"
         ({"avatar_url": "not a url"}, "avatar_url"),
         ({"avatar_url": "javascript:alert(1)"}, "avatar_url"),
         ({"avatar_url": "ftp://example.com/a.png"}, "avatar_url"),

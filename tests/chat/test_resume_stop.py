@@ -176,6 +176,23 @@ async def test_resume_and_stop_refuse_bad_requests(live_client, owner, owner_tok
     assert done.json() == {"record_id": finished.pk, "status": "done"}
 
 
+async def test_a_deleted_sessions_records_are_gone_for_resume_and_stop(
+    live_client, owner, owner_token
+):
+    session = await ChatSession.objects.acreate(owner=owner, is_deleted=True)
+    record = await ChatRecord.objects.acreate(
+        session=session, owner=owner, question="gone", answer="gone", status="done"
+    )
+    auth = {"Authorization": f"Bearer {owner_token}"}
+
+    for response in (
+        await live_client.get(f"/api/chat/records/{record.pk}/events", headers=auth),
+        await live_client.post(f"/api/chat/records/{record.pk}/stop", headers=auth),
+    ):
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "record_not_found"
+
+
 async def test_sigkill_mid_stream_leaves_a_record_the_reaper_closes(
     start_server, live_client, owner_token, upstream
 ):

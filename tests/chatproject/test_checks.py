@@ -1,7 +1,21 @@
 """Django's system checks: what every `manage.py` command prints before it runs."""
 
+import pytest
 from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 
 
 def test_the_project_passes_djangos_checks_without_a_warning():
     call_command("check", fail_level="WARNING")  # raises SystemCheckError otherwise
+
+
+def test_a_wrong_model_configuration_is_an_error_at_start_up(settings):
+    settings.LLM_MODELS = [{"name": "deepseek", "api_key_env": "NO_SUCH_VARIABLE_SET"}]
+
+    with pytest.raises(SystemCheckError, match="NO_SUCH_VARIABLE_SET"):
+        call_command("check")
+
+    settings.LLM_MODELS = [{"name": "deepseek", "api_key": "k"}]
+    settings.LLM_DEFAULT_MODEL = "gpt-5"
+    with pytest.raises(SystemCheckError, match="LLM_DEFAULT_MODEL 'gpt-5'"):
+        call_command("check")

@@ -79,11 +79,11 @@ def test_the_dev_login_is_there_when_asked_for():
 # --- runserver ----------------------------------------------------------------------------
 
 
-def _runserver(port: int, *extra: str) -> subprocess.Popen:
+def _runserver(port: int, *extra: str, **variables: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", *extra],
         cwd=ROOT,
-        env=_environment(DEBUG="1", CHAT_DEV_LOGIN="1"),  # as `make run`
+        env=_environment(**{**variables, "DEBUG": "1", "CHAT_DEV_LOGIN": "1"}),  # as `make run`
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -106,9 +106,9 @@ def test_a_taken_port_ends_runserver_with_a_clear_message():
     assert f"make run PORT={port + 1}" in output
 
 
-def test_each_request_is_one_log_line():
+def test_each_request_is_one_log_line(live_env):
     port = free_port()
-    server = _runserver(port, "--noreload")
+    server = _runserver(port, "--noreload", **live_env)  # on the test database
     try:
         deadline = time.monotonic() + 30
         while True:
