@@ -24,11 +24,9 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import secrets
 import shlex
-import shutil
 import signal
 import socket
 import statistics
@@ -41,14 +39,43 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
-PY = sys.executable
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from bench.database import (
+    DB_NAME,
+    REDIS_URL,
+    database_create,
+    database_drop,
+    database_url,
+    db_writes,
+    wait_for_no_backends,
+    writes_delta,
+)
+from bench.machine import code_fingerprint, machine_info
+from bench.paths import PY, RESULTS, ROOT
+from bench.procfs import (
+    CLK_TCK,
+    cpu_s_between,
+    group_ticks,
+    machine_ticks,
+    pids_matching,
+    proc_cpu_ns,
+    proc_status_kb,
+    proc_sys_ticks,
+    proc_ticks,
+    run_delay_s,
+    ticks_delta,
+)
+from bench.profiling import finish_py_spy, start_py_spy
+from bench.progress import log
+from bench.scenarios import (
+    CAPACITY_RESOLUTION,
+    CAPACITY_STEPS,
+    DEFAULT_SCENARIOS,
+    QUICK_SCENARIOS,
+    SCENARIOS,
+    Scenario,
+    steady,
+)
 
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-DB_NAME = "bench_relay"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 USERS = 4  # bearer tokens, used round-robin by the streams
 
 # Targets of issue #6.
@@ -58,276 +85,6 @@ LATENCY_P99_LIMIT_MS = 150.0
 # far fewer than N answers at once while the admitted ones stream on time.
 HELD_FRACTION = 0.9  # at least this share of N open at once
 TTFT_ADDED_P99_LIMIT_MS = 1000.0
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    n: int  # concurrent answers
-    rate: float  # tokens per second per answer
-    count: int  # tokens per answer
-    rounds: int  # answers per virtual user, back to back
-    ramp: bool  # spread first starts over one answer's duration (steady N); else all at once
-    direct: int  # streams read straight from the upstream at the same moment
-    capacity: bool = True  # counts for the capacity figure
-    ramp_seconds: float | None = None  # instead of one answer's duration
-    memory_only: bool = False  # measures memory; not in the CPU targets
-    # Alternating passes (project, baseline, project, ...), each on fresh servers, pooled
-    # for the CPU ratio: a light run's ratio moves with the machine's state (see below).
-    passes: int = 1
-
-    @property
-    def answer_seconds(self) -> float:
-        return self.count / self.rate
-
-    @property
-    def stagger(self) -> float:
-        if not self.ramp:
-            return 0.0
-        return self.ramp_seconds if self.ramp_seconds is not None else self.answer_seconds
-
-
-def _steady(n: int, rounds: int = 2) -> Scenario:
-    return Scenario(
-        f"n{n}", n, 30.0, 60, rounds, ramp=n > 1, direct=1 if n == 1 else min(50, max(2, n // 10))
-    )
-
-
-# More answers back to back where a run is short or light: a 20 s N=1 run moved by ±15%
-# between runs on the same code, and the first of two rounds at N=100 is mostly opening
-# connections (both relays keep them alive afterwards, as in production). Light runs also
-# alternate in passes: one 60 s pass per relay put the same code's N=1 ratio anywhere
-# from 0.34x to 0.41x, as the machine's state drifted between the two relays' turns.
-SCENARIOS = {
-    "n1": replace(_steady(1, rounds=15), passes=3),
-    "n100": replace(_steady(100, rounds=4), passes=3),
-    "n500": _steady(500),
-    "n1000": _steady(1000),
-    "burst": Scenario("burst", 200, 200.0, 60, 1, ramp=False, direct=20, capacity=False),
-    # 1000 answers really open at once (slow tokens, so one core is not the limit): memory
-    # per open stream without the requests an overloaded n1000 leaves waiting.
-    "open1000": Scenario(
-        "open1000",
-        1000,
-        2.0,
-        60,
-        1,
-        ramp=True,
-        direct=20,
-        capacity=False,
-        ramp_seconds=10.0,
-        memory_only=True,
-    ),
-}
-DEFAULT_SCENARIOS = ["n1", "n100", "n500", "n1000", "burst", "open1000"]
-QUICK_SCENARIOS = ["n1", "n100"]
-CAPACITY_STEPS = [25, 50, 75, 100, 150, 200, 300, 400, 500, 700, 1000]
-CAPACITY_RESOLUTION = 25  # the finest step of the search between two of them
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# --- /proc readings --------------------------------------------------------------------
-
-
-def _proc_utime_stime(pid: int) -> tuple[int, int] | None:
-    """utime and stime of a process (all its threads), in clock ticks."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            rest = fh.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(rest[11]), int(rest[12])
-
-
-def proc_ticks(pid: int) -> int | None:
-    times = _proc_utime_stime(pid)
-    return sum(times) if times else None
-
-
-def proc_sys_ticks(pid: int) -> int | None:
-    """stime alone: the kernel's share (socket reads and writes, mostly)."""
-    times = _proc_utime_stime(pid)
-    return times[1] if times else None
-
-
-def proc_status_kb(pid: int, field: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies over all CPUs."""
-    with open("/proc/stat") as fh:
-        values = [int(v) for v in fh.readline().split()[1:]]
-    idle = values[3] + values[4]
-    total = sum(values[:8])
-    return total - idle, total
-
-
-def pids_matching(*needles: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if all(n in cmdline for n in needles):
-            found.append(int(entry))
-    return found
-
-
-def group_ticks(pids: list[int]) -> dict[int, int]:
-    return {pid: t for pid in pids if (t := proc_ticks(pid)) is not None}
-
-
-def ticks_delta(before: dict[int, int], after: dict[int, int]) -> int:
-    return sum(t - before.get(pid, 0) for pid, t in after.items())
-
-
-# --- Machine and versions --------------------------------------------------------------
-
-
-def code_fingerprint(root: Path = ROOT) -> str:
-    """HEAD plus a hash of the served code as it is on disk now (the tree may be edited
-    between rows: each row's server imports the code when it starts)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for folder in ("chat", "chatproject", "accounts"):
-        for path in sorted((root / folder).rglob("*.py")):
-            digest.update(path.read_bytes())
-    head = "?"
-    with contextlib.suppress(Exception):
-        head = subprocess.check_output(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True
-        ).strip()
-    return f"{head}:{digest.hexdigest()[:10]}"
-
-
-def machine_info() -> dict:
-    cpu = "?"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as fh:
-        mem_kb = int(fh.readline().split()[1])
-    versions = {}
-    for name in ("django", "daphne", "twisted", "uvicorn", "uvloop", "httptools", "openai",
-                 "httpx2", "httpx", "aiohttp", "psycopg", "redis", "orjson"):  # fmt: skip
-        with contextlib.suppress(Exception):
-            from importlib.metadata import version
-
-            versions[name] = version(name)
-    git = {}
-    with contextlib.suppress(Exception):
-        git["commit"] = subprocess.check_output(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True
-        ).strip()
-        dirty = subprocess.check_output(["git", "status", "--porcelain"], cwd=ROOT, text=True)
-        git["dirty"] = bool(dirty.strip())
-    services = {}
-    with contextlib.suppress(Exception):
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN_URL) as conn:
-            services["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
-    with contextlib.suppress(Exception):
-        import redis
-
-        services["redis"] = redis.Redis.from_url(REDIS_URL).info("server")["redis_version"]
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gb": round(mem_kb / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
-        "versions": versions,
-        "services": services,
-        "git": git,
-    }
-
-
-# --- Database --------------------------------------------------------------------------
-
-
-def database_url() -> str:
-    return f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
-
-
-def database_create() -> None:
-    import psycopg
-
-    database_drop()  # a run that was killed may have left it
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def database_drop() -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-            (DB_NAME,),
-        )
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}"')
-
-
-def db_writes() -> dict[str, list[int]]:
-    """Tuples inserted / updated / deleted so far, per table of the bench database."""
-    import psycopg
-
-    url = f"postgresql://postgres@127.0.0.1:5432/{DB_NAME}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_stat_clear_snapshot()")
-        rows = conn.execute(
-            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables"
-        ).fetchall()
-    return {name: [ins, upd, dele] for name, ins, upd, dele in rows}
-
-
-def wait_for_no_backends(timeout: float = 10.0) -> None:
-    """Until every connection of a stopped server to the bench database has closed."""
-    import psycopg
-
-    url = f"postgresql://postgres@127.0.0.1:5432/{DB_NAME}"
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(url, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            (count,) = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
-                (DB_NAME,),
-            ).fetchone()
-            if count == 0:
-                return
-            time.sleep(0.1)
-    log("warning: connections to the bench database still open; DB writes may be short")
-
-
-def writes_delta(before: dict, after: dict) -> dict[str, list[int]]:
-    out = {}
-    for table, values in after.items():
-        old = before.get(table, [0, 0, 0])
-        diff = [a - b for a, b in zip(values, old, strict=True)]
-        if any(diff):
-            out[table] = diff
-    return out
 
 
 # --- Processes -------------------------------------------------------------------------
@@ -349,38 +106,6 @@ def _lower_niceness() -> None:
     with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as fh:
         fh.write(str(NICE))
     os.setpriority(os.PRIO_PROCESS, 0, NICE)
-
-
-def proc_cpu_ns(pid: int) -> dict[int, int] | None:
-    """CPU time of each of the process's threads, in nanoseconds (/proc schedstat). At
-    N = 1 a server uses ~0.25 s in a run: clock ticks (10 ms) would make that ±4%."""
-    try:
-        threads = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return None
-    used = {}
-    for tid in threads:
-        path = f"/proc/{pid}/task/{tid}/schedstat"
-        with contextlib.suppress(OSError, IndexError, ValueError), open(path) as fh:
-            used[int(tid)] = int(fh.read().split()[0])
-    return used
-
-
-def cpu_s_between(before_ns: dict | None, after_ns: dict | None) -> float | None:
-    """CPU seconds between two `proc_cpu_ns` readings; None if a thread ended in between
-    (its time went with it: the caller falls back to clock ticks)."""
-    if before_ns is None or after_ns is None or not before_ns.keys() <= after_ns.keys():
-        return None
-    return sum(used - before_ns.get(tid, 0) for tid, used in after_ns.items()) / 1e9
-
-
-def run_delay_s(pid: int) -> float | None:
-    """Time the process's main thread (the event loop) waited for a CPU, in seconds."""
-    try:
-        with open(f"/proc/{pid}/schedstat") as fh:
-            return int(fh.read().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def free_port() -> int:
@@ -757,79 +482,6 @@ def summarize(variant, scenario, n, server, result, readings, after, idle_rss, p
     }
 
 
-# --- Profiling -------------------------------------------------------------------------
-
-
-def start_py_spy(pid: int, workdir: Path, tag: str, duration: float, out_dir: Path):
-    out = out_dir / f"profile-{tag}.txt"
-    raw = workdir / f"profile-{tag}.folded"
-    # --gil: only samples holding the GIL, i.e. where the process's CPU goes (threads
-    # waiting on a socket, a lock or the database are left out).
-    command = ["py-spy", "record", "--pid", str(pid), "--rate", "1000", "--format", "raw",
-               "--output", str(raw), "--duration", str(int(duration) + 5), "--nonblocking",
-               "--gil"]  # fmt: skip
-    spy = Path(PY).parent / "py-spy"
-    command[0] = str(spy) if spy.exists() else "py-spy"
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    return process, raw, out
-
-
-def finish_py_spy(py_spy) -> None:
-    process, raw, out = py_spy
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    if raw.exists():
-        out.write_text(fold_summary(raw.read_text()))
-        shutil.copy(raw, out.with_suffix(".folded"))  # the stacks, for flame graphs
-        log(f"profile: {out}")
-
-
-def _package_of(frame: str) -> str:
-    """`func (asyncio/events.py:80)` -> `asyncio` (py-spy shortens paths to the package)."""
-    path = frame.rpartition("(")[2].rpartition(":")[0]
-    top = path.split("/", 1)[0].removesuffix(".py") or frame
-    return f"{top} (project)" if top in ("chat", "chatproject", "accounts", "bench") else top
-
-
-def fold_summary(folded: str, top: int = 40) -> str:
-    """Self and inclusive sample shares per function from py-spy's collapsed stacks."""
-    own: dict[str, int] = {}
-    inclusive: dict[str, int] = {}
-    total = 0
-    for line in folded.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():  # a line py-spy was still writing
-            continue
-        count = int(count_text)
-        frames = stack.split(";")
-        total += count
-        leaf = frames[-1]
-        if leaf.startswith(("thread (", "process ")):
-            leaf = "(no Python frame)"
-        own[leaf] = own.get(leaf, 0) + count
-        for frame in set(frames):
-            inclusive[frame] = inclusive.get(frame, 0) + count
-    if not total:
-        return "# py-spy recorded no samples\n"
-    by_package: dict[str, int] = {}
-    for frame, count in own.items():
-        by_package[_package_of(frame)] = by_package.get(_package_of(frame), 0) + count
-    lines = [f"# py-spy samples holding the GIL: {total}", "", "## self, by package", ""]
-    for package, count in sorted(by_package.items(), key=lambda kv: -kv[1]):
-        lines.append(f"{100 * count / total:6.2f}%  {package}")
-    lines += ["", "## self", ""]
-    for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
-        lines.append(f"{100 * count / total:6.2f}%  {frame}")
-    lines += ["", "## inclusive", ""]
-    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
-        lines.append(f"{100 * count / total:6.2f}%  {frame}")
-    return "\n".join(lines) + "\n"
-
-
 # --- Report ----------------------------------------------------------------------------
 
 
@@ -868,7 +520,7 @@ def search_capacity(variant: Variant, runs: list[dict], attempt) -> None:
 
     def judged(n: int) -> bool:
         verdict = verdict_at(runs, variant.name, n)
-        scenario = replace(_steady(n), name=f"cap{n}")
+        scenario = replace(steady(n), name=f"cap{n}")
         if verdict is None:
             log(f"{variant.name} capacity N={n}")
             attempt(variant, scenario, n)
@@ -1307,9 +959,9 @@ def main(argv=None) -> int:
     for name in names:  # any other nK: K steady answers at 30 tokens/s (nKxT: T tokens each)
         n, _, count = name[1:].partition("x")
         if name not in SCENARIOS and name[:1] == "n" and n.isdigit() and count.isdigit():
-            SCENARIOS[name] = replace(_steady(int(n)), name=name, count=int(count))
+            SCENARIOS[name] = replace(steady(int(n)), name=name, count=int(count))
         elif name not in SCENARIOS and name[:1] == "n" and name[1:].isdigit():
-            SCENARIOS[name] = _steady(int(name[1:]))
+            SCENARIOS[name] = steady(int(name[1:]))
     unknown = [s for s in names if s not in SCENARIOS]
     if unknown:
         raise SystemExit(f"unknown scenarios: {unknown}")
