@@ -3,6 +3,7 @@ run, dropped at the end) with its write counters, and the run's keys on Redis.""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from bench.progress import log
@@ -75,3 +76,14 @@ def writes_delta(before: dict, after: dict) -> dict[str, list[int]]:
         if any(diff):
             out[table] = diff
     return out
+
+
+def redis_keys_delete(prefix: str) -> None:
+    """Every key the project server wrote under `prefix` (the run's own; never a flush)."""
+    with contextlib.suppress(Exception):
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(keys), 500):
+            client.delete(*keys[i : i + 500])

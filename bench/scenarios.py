@@ -69,3 +69,13 @@ DEFAULT_SCENARIOS = ["n1", "n100", "n500", "n1000", "burst", "open1000"]
 QUICK_SCENARIOS = ["n1", "n100"]
 CAPACITY_STEPS = [25, 50, 75, 100, 150, 200, 300, 400, 500, 700, 1000]
 CAPACITY_RESOLUTION = 25  # the finest step of the search between two of them
+
+
+def scenario_parsed(name: str) -> Scenario | None:
+    """Any other `nK` (K users at 30 tokens/s) or `nKxT` (T tokens per answer); else None."""
+    n, _, count = name[1:].partition("x")
+    if name[:1] == "n" and n.isdigit() and count.isdigit():
+        return replace(steady(int(n)), name=name, count=int(count))
+    if name[:1] == "n" and name[1:].isdigit():
+        return steady(int(name[1:]))
+    return None
