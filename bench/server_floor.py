@@ -116,11 +116,11 @@ class FloorServer:
     def __init__(self, name: str, workdir: Path) -> None:
         self.port = free_port()
         args = [part.format(port=self.port) for part in SERVERS[name]]
-        with (workdir / f"server-{name.replace(' ', '')}.log").open("ab") as log:
+        with (workdir / f"server-{name.replace(' ', '')}.log").open("ab") as server_log:
             self.process = subprocess.Popen(
                 [PY, "-m", *args, APP],
                 cwd=ROOT,
-                stdout=log,
+                stdout=server_log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=lower_niceness,
             )
