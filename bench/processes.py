@@ -40,10 +40,22 @@ def lower_niceness() -> None:
 
 
 def renice(pids: list[int]) -> None:
-    """Running processes of the benchmark's own (the bench database's backends) at NICE."""
+    """Puts running processes that serve only the benchmark (the bench database's backends)
+    at NICE, as lower_niceness puts the children it starts."""
     for pid in pids if NICE else ():
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, pid, NICE)
+
+
+def terminate(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM, and SIGKILL if the process is still there after `grace` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 def free_port() -> int:
@@ -69,12 +81,7 @@ class Upstream:
         self.url, self.pid = info["url"], info["pid"]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        terminate(self.process, grace=10)
 
 
 @dataclass(frozen=True)
@@ -171,13 +178,7 @@ class Server:
         raise RuntimeError(f"{variant.name} did not start; see {self.log_path}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        terminate(self.process, grace=15)
 
 
 def login(server: Server) -> list[str]:
