@@ -35,7 +35,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import run as bench_run
+from bench import processes
+from bench.machine import machine_info
+from bench.paths import PY, RESULTS, ROOT
+from bench.processes import free_port, lower_niceness
+from bench.procfs import proc_cpu_ns
+from bench.progress import log
 
 APP = "bench.floor_app:app"
 FRAMES = 30
@@ -109,15 +114,15 @@ async def fetch_many(port: int, frames: int, count: int, concurrency: int) -> No
 
 class FloorServer:
     def __init__(self, name: str, workdir: Path) -> None:
-        self.port = bench_run.free_port()
+        self.port = free_port()
         args = [part.format(port=self.port) for part in SERVERS[name]]
-        with (workdir / f"server-{name.replace(' ', '')}.log").open("ab") as log:
+        with (workdir / f"server-{name.replace(' ', '')}.log").open("ab") as server_log:
             self.process = subprocess.Popen(
-                [bench_run.PY, "-m", *args, APP],
-                cwd=bench_run.ROOT,
-                stdout=log,
+                [PY, "-m", *args, APP],
+                cwd=ROOT,
+                stdout=server_log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=bench_run._lower_niceness,
+                preexec_fn=lower_niceness,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -129,7 +134,7 @@ class FloorServer:
         raise RuntimeError(f"{name} did not start")
 
     def cpu_s(self) -> float:
-        return sum(bench_run.proc_cpu_ns(self.process.pid).values()) / 1e9
+        return sum(proc_cpu_ns(self.process.pid).values()) / 1e9
 
     def stop(self) -> None:
         self.process.terminate()
@@ -218,9 +223,9 @@ def main(argv=None) -> int:
     parser.add_argument("--window-ms", type=int, default=67, help="the project's default")
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0)
-    parser.add_argument("--out", default=str(bench_run.RESULTS))
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    bench_run.NICE = args.nice
+    processes.NICE = args.nice
     names = args.servers.split(",")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -228,14 +233,14 @@ def main(argv=None) -> int:
     results: dict[str, list[dict]] = {name: [] for name in names}
     for number in range(1, args.passes + 1):
         for name in names:
-            bench_run.log(f"floor: {name}, pass {number}/{args.passes}")
+            log(f"floor: {name}, pass {number}/{args.passes}")
             results[name].append(
                 measure_server(name, workdir, args.requests, args.lone_streams, args.window_ms)
             )
     meta = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": "python -m bench.server_floor " + " ".join(argv or sys.argv[1:]),
-        "machine": bench_run.machine_info(),
+        "machine": machine_info(),
         "requests": args.requests,
         "lone_streams": args.lone_streams,
         "window_ms": args.window_ms,
