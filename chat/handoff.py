@@ -360,6 +360,7 @@ def _item_create(batch: _Batch, item: HandoffItem) -> tuple[str, ChatRecord]:
                 terminal=item.terminal,
                 question_type=item.question_type,
                 created_at=created_at,
+                source=ChatRecord.Source.HANDOFF,
             )
             ChatSession.objects.filter(pk=session.pk, updated_at__lt=created_at).update(
                 updated_at=created_at

@@ -3,11 +3,12 @@
 Reads first (selectors: querysets the API pages through), then the few small writes the
 history API makes (create, rename, soft-delete a session; rate a record). Everything takes
 the owner, so another user's ids behave exactly like ids that do not exist, and records of
-a deleted session are gone from every read.
+a deleted session are gone from every read, and so are records staff hid
+(`ChatRecord.objects.visible_to_owner()`).
 """
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Substr
+from django.db.models.functions import Coalesce, Substr
 
 from accounts.models import User
 from chat.models import ChatRecord, ChatSession
@@ -31,9 +32,11 @@ RATEABLE_STATUSES = (
 
 def session_list(*, owner: User) -> QuerySet[ChatSession]:
     """The owner's live sessions with `record_count` and `last_record_id` annotated."""
-    latest = ChatRecord.objects.filter(session=OuterRef("pk")).order_by("-created_at", "-pk")
+    visible = ChatRecord.objects.visible_to_owner().filter(session=OuterRef("pk")).order_by()
+    count = visible.values("session").annotate(count=Count("pk")).values("count")
+    latest = visible.order_by("-created_at", "-pk").values("pk")[:1]
     return ChatSession.objects.filter(owner=owner, is_deleted=False).annotate(
-        record_count=Count("records"), last_record_id=Subquery(latest.values("pk")[:1])
+        record_count=Coalesce(Subquery(count), 0), last_record_id=Subquery(latest)
     )
 
 
@@ -83,11 +86,12 @@ def session_attach_previews(*, sessions: list[ChatSession]) -> list[ChatSession]
 
 
 def record_list(*, session: ChatSession) -> QuerySet[ChatRecord]:
-    return ChatRecord.objects.filter(session=session, owner_id=session.owner_id)
+    return ChatRecord.objects.visible_to_owner().filter(session=session, owner_id=session.owner_id)
 
 
 def record_get(*, owner: User, record_id: int) -> ChatRecord:
-    record = ChatRecord.objects.filter(pk=record_id, owner=owner, session__is_deleted=False).first()
+    records = ChatRecord.objects.visible_to_owner()
+    record = records.filter(pk=record_id, owner=owner, session__is_deleted=False).first()
     if record is None:
         raise ApplicationError("record_not_found", "No such chat record.", status=404)
     return record
@@ -99,7 +103,7 @@ def record_search(*, owner: User, query: str) -> QuerySet[ChatRecord]:
     A scan of the owner's own records only; enough at per-user scale, and it matches
     Chinese, which has no spaces to build a word index on.
     """
-    records = ChatRecord.objects.filter(owner=owner, session__is_deleted=False)
+    records = ChatRecord.objects.visible_to_owner().filter(owner=owner, session__is_deleted=False)
     for term in query.split()[:SEARCH_MAX_TERMS]:
         records = records.filter(Q(question__icontains=term) | Q(answer__icontains=term))
     return records.select_related("session")

@@ -17,11 +17,13 @@ def session_get_owned(*, owner_id: int, session_id: int) -> ChatSession | None:
 
 
 def record_get_owned(*, owner_id: int, record_id: int) -> ChatRecord | None:
-    """The owner's record, unless its session was deleted (then it is gone, as in the
-    history API)."""
-    return ChatRecord.objects.filter(
-        pk=record_id, owner_id=owner_id, session__is_deleted=False
-    ).first()
+    """The owner's record, unless its session was deleted or staff hid it (then it is gone,
+    as in the history API)."""
+    return (
+        ChatRecord.objects.visible_to_owner()
+        .filter(pk=record_id, owner_id=owner_id, session__is_deleted=False)
+        .first()
+    )
 
 
 def record_status(*, record_id: int) -> str:
@@ -36,7 +38,8 @@ def context_messages(*, session: ChatSession | None, question: str) -> list[dict
     turns = settings.CHAT_CONTEXT_TURNS
     if turns and session is not None:
         recent = (
-            ChatRecord.objects.filter(session=session, status__in=_CONTEXT_STATUSES)
+            ChatRecord.objects.visible_to_owner()
+            .filter(session=session, status__in=_CONTEXT_STATUSES)
             .exclude(answer="")
             .order_by("-created_at", "-pk")
             .values_list("question", "answer")[:turns]

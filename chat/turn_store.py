@@ -29,9 +29,10 @@ _SESSION_TOUCH = f"UPDATE {_SESSION} SET updated_at = %s WHERE id = %s AND updat
 # fields that always start empty).
 _RECORD_COLUMNS = (
     "(session_id, owner_id, question, answer, model_name, status, error_code, rating,"
-    " rating_reason, client_id, terminal, question_type, created_at, heartbeat_at)"
+    " rating_reason, client_id, terminal, question_type, created_at, heartbeat_at, source,"
+    " moderation, is_hidden)"
 )
-_RECORD_VALUES_AFTER_SESSION = "%s, %s, '', %s, %s, '', %s, '', %s, %s, %s, %s, %s"
+_RECORD_VALUES_AFTER_SESSION = "%s, %s, '', %s, %s, '', %s, '', %s, %s, %s, %s, %s, %s, %s, %s"
 _RECORD_INSERT = (
     f"INSERT INTO {_RECORD} {_RECORD_COLUMNS}"
     f" VALUES (%s, {_RECORD_VALUES_AFTER_SESSION}) RETURNING id"
@@ -99,6 +100,7 @@ def _record_params(turn: NewTurn, at) -> list:
     return [
         turn.owner_id, turn.question, turn.model_name, ChatRecord.Status.PENDING,
         ChatRecord.Rating.NONE, turn.client_id, turn.terminal, turn.question_type, at, at,
+        ChatRecord.Source.STREAM, ChatRecord.Moderation.UNREVIEWED, False,
     ]  # fmt: skip
 
 
