@@ -1,14 +1,44 @@
-"""Staff moderation: browse, search and filter every user's chats."""
+"""Staff moderation: every user's chats, the review queue, moderation actions with their
+log, and CSV export. Records are made by the API only; staff read and moderate them."""
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.db.models.functions import Substr
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+)
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
 
-from chat.models import ChatRecord, ChatSession
+from chat.admin_filters import QUEUE, FirstTokenFilter, ModerationFilter, OwnerFilter
+from chat.export import records_csv_response
+from chat.markdown import markdown_to_safe_html
+from chat.models import ChatRecord, ChatSession, ModerationEvent
+from chat.moderation import NOTE_MAX_CHARS, moderation_log, records_moderate
+
+Action = ModerationEvent.Action
+PREVIEW_CHARS = 80
+# Records of the session shown on each side of the one being reviewed.
+CONVERSATION_SIDE = 50
+# Records listed on the page that asks for a moderation note.
+SELECTION_SHOWN = 20
 
 
 class ChatRecordInline(admin.TabularInline):
     model = ChatRecord
-    fields = ("created_at", "question", "answer", "status", "rating")
+    fields = ("created_at", "question", "answer", "status", "rating", "is_hidden")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -33,26 +63,334 @@ class ChatSessionAdmin(admin.ModelAdmin):
         return False  # sessions are made by the API, for their owner
 
 
+class ModerationForm(forms.Form):
+    # Not "action": the changelist's own action menu posts under that name.
+    moderation = forms.ChoiceField(choices=Action.choices, widget=forms.HiddenInput)
+    note = forms.CharField(
+        required=False,
+        max_length=NOTE_MAX_CHARS,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 3, "maxlength": NOTE_MAX_CHARS}),
+        help_text="Kept in each record's moderation log, with your name and the time.",
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("moderation") not in (None, Action.REVIEWED) and not data.get("note"):
+            self.add_error("note", "Say why: flagging, hiding and unhiding need a note.")
+        return data
+
+
+class RecordChangeList(ChangeList):
+    """Rows carry the start of each answer, not the whole answer: a page of 100 rows stays
+    small whatever the answers' length. (Questions are short, and each row's label.)"""
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters=None) -> QuerySet:
+        queryset = super().get_queryset(request, exclude_parameters)
+        return queryset.annotate(answer_start=Substr("answer", 1, PREVIEW_CHARS + 1)).defer(
+            "answer"
+        )
+
+
+def _records(count: int) -> str:
+    return f"{count} record" if count == 1 else f"{count} records"
+
+
+def _preview(text: str) -> str:
+    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
+
+
+def _moderation_action(action: str, description: str):
+    """An admin action that asks for a note, then applies `action` to the selection."""
+
+    def act(model_admin: "ChatRecordAdmin", request: HttpRequest, queryset: QuerySet):
+        return model_admin.moderate_selected(request, queryset, action)
+
+    act.__name__ = f"records_{action}"
+    return admin.action(description=description, permissions=["moderate"])(act)
+
+
 @admin.register(ChatRecord)
 class ChatRecordAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "short_question", "owner", "status", "rating", "terminal", "model_name",
-        "first_token_ms", "created_at",
+        "id", "question_preview", "answer_preview", "user", "model_name", "status_display",
+        "rating_display", "source", "terminal", "first_token", "created_at", "moderation_display",
     )  # fmt: skip
-    list_filter = ("status", "rating", "terminal", "model_name", "created_at")
-    search_fields = ("question", "answer", "owner__openid", "owner__nickname", "client_id")
+    list_display_links = ("id", "question_preview")
+    list_filter = (
+        ModerationFilter, ("is_hidden", admin.BooleanFieldListFilter), "status", "rating",
+        "source", "terminal", "model_name", FirstTokenFilter, "created_at", OwnerFilter,
+    )  # fmt: skip
+    search_fields = (
+        "question", "answer", "owner__openid", "owner__nickname", "client_id", "=error_code",
+    )  # fmt: skip
+    search_help_text = "Words of the question or answer, an openid, a nickname or an error code."
     list_select_related = ("owner",)
-    raw_id_fields = ("owner", "session")
-    date_hierarchy = "created_at"
+    list_per_page = 100
+    ordering = ("-created_at", "-id")
+    actions = (
+        _moderation_action(Action.REVIEWED, "Mark selected records reviewed"),
+        _moderation_action(Action.FLAGGED, "Flag selected records for review"),
+        _moderation_action(Action.HIDDEN, "Hide selected records from their owners"),
+        _moderation_action(Action.UNHIDDEN, "Unhide selected records"),
+        "export_selected",
+    )
+    fieldsets = (
+        (
+            "Record",
+            {
+                "fields": (
+                    "user", "session_link", "source", "terminal", "model_name", "status",
+                    "error_code", "client_id", "question_type",
+                )
+            },
+        ),
+        (
+            "Rating and moderation",
+            {"fields": ("rating", "rating_reason", "moderation", "is_hidden")},
+        ),
+        (
+            "Tokens and timings",
+            {
+                "fields": (
+                    "created_at", "first_token", "finished_at", "duration", "heartbeat_at",
+                    "prompt_tokens", "completion_tokens", "total_tokens",
+                )
+            },
+        ),
+    )  # fmt: skip
+    # Everything but the rating is read-only, for everyone: answers are what the model or
+    # the page produced, and moderation changes only through its actions (which log them).
     readonly_fields = (
-        "session", "owner", "question", "answer", "model_name", "status", "error_code",
-        "client_id", "terminal", "created_at", "first_token_ms", "finished_at",
-        "prompt_tokens", "completion_tokens",
+        "user", "session_link", "source", "terminal", "model_name", "status", "error_code",
+        "client_id", "moderation", "is_hidden", "created_at", "first_token", "finished_at",
+        "duration", "heartbeat_at", "prompt_tokens", "completion_tokens", "total_tokens",
     )  # fmt: skip
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # records are made by the API only (they need an owner, a status...)
 
-    @admin.display(description="question")
-    def short_question(self, record: ChatRecord) -> str:
-        return record.question if len(record.question) <= 60 else record.question[:60] + "…"
+    def has_moderate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("chat.moderate_chatrecord")
+
+    def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
+        return RecordChangeList
+
+    def get_ordering(self, request: HttpRequest) -> tuple[str, ...]:
+        if request.GET.get(ModerationFilter.parameter_name) == QUEUE:
+            return ("created_at", "id")  # the queue is worked oldest first
+        return self.ordering
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path("export/", view(self.export_view), name="chat_chatrecord_export"),
+            path(
+                "<path:object_id>/moderate/",
+                view(self.moderate_view),
+                name="chat_chatrecord_moderate",
+            ),
+            *super().get_urls(),
+        ]
+
+    # --- Columns ----------------------------------------------------------------------------
+
+    @admin.display(description="question", ordering="question")
+    def question_preview(self, record: ChatRecord) -> str:
+        return _preview(record.question)
+
+    @admin.display(description="answer")
+    def answer_preview(self, record: ChatRecord) -> str:
+        return _preview(record.answer_start) or "—"
+
+    @admin.display(description="user", ordering="owner__openid")
+    def user(self, record: ChatRecord) -> str:
+        owner = record.owner
+        return format_html(
+            '<a href="{}?owner={}" title="Only this user\'s records">{}</a>',
+            reverse("admin:chat_chatrecord_changelist"),
+            owner.pk,
+            owner.openid or owner.username,
+        )
+
+    @admin.display(description="status", ordering="status")
+    def status_display(self, record: ChatRecord) -> str:
+        if record.error_code:
+            return format_html("{}<br><small>{}</small>", record.status, record.error_code)
+        return record.status
+
+    @admin.display(description="rating", ordering="rating")
+    def rating_display(self, record: ChatRecord) -> str:
+        if record.rating == ChatRecord.Rating.NONE:
+            return "—"
+        css = "useful" if record.rating == ChatRecord.Rating.USEFUL else "not-useful"
+        label = record.get_rating_display()
+        if not record.rating_reason:
+            return format_html('<span class="rating {}">{}</span>', css, label)
+        return format_html(
+            '<span class="rating {}">{}</span><br><small>“{}”</small>',
+            css,
+            label,
+            _preview(record.rating_reason),
+        )
+
+    @admin.display(description="first token", ordering="first_token_ms")
+    def first_token(self, record: ChatRecord) -> str:
+        if record.first_token_ms is None:
+            return "—"
+        return f"{record.first_token_ms / 1000:.2f} s"
+
+    @admin.display(description="moderation", ordering="moderation")
+    def moderation_display(self, record: ChatRecord) -> str:
+        state = format_html(
+            '<span class="moderation {}">{}</span>',
+            record.moderation,
+            record.get_moderation_display(),
+        )
+        if record.is_hidden:
+            return format_html('{} <span class="moderation hidden">Hidden</span>', state)
+        return state
+
+    @admin.display(description="session")
+    def session_link(self, record: ChatRecord) -> str:
+        url = reverse("admin:chat_chatsession_change", args=[record.session_id])
+        return format_html('<a href="{}">{}</a>', url, record.session)
+
+    @admin.display(description="duration")
+    def duration(self, record: ChatRecord) -> str:
+        if record.finished_at is None:
+            return "—"
+        return f"{(record.finished_at - record.created_at).total_seconds():.1f} s"
+
+    @admin.display(description="total tokens")
+    def total_tokens(self, record: ChatRecord) -> int | None:
+        return record.total_tokens
+
+    # --- The record page ----------------------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ChatRecord]:
+        return super().get_queryset(request).select_related("owner", "session")
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
+    ) -> HttpResponse:
+        record = self.get_object(request, object_id)
+        extra = {}
+        if record is not None and self.has_view_permission(request, record):
+            extra = self._review_context(request, record)
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    def _review_context(self, request: HttpRequest, record: ChatRecord) -> dict:
+        return {
+            "record": record,
+            "answer_html": mark_safe(markdown_to_safe_html(record.answer)),  # sanitized
+            "conversation": _conversation(record),
+            "moderation_log": moderation_log(record=record),
+            "can_moderate": self.has_moderate_permission(request),
+            "moderation_actions": _actions_for(record),
+            "moderation_form": ModerationForm(),
+        }
+
+    @method_decorator(require_POST)
+    def moderate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The record page's moderation buttons: act, then back to the page."""
+        if not self.has_moderate_permission(request):
+            raise PermissionDenied
+        record = self.get_object(request, object_id)
+        if record is None:
+            raise Http404("No such record.")
+        page = reverse("admin:chat_chatrecord_change", args=[record.pk])
+        form = ModerationForm(request.POST)
+        if not form.is_valid():
+            for errors in form.errors.values():
+                self.message_user(request, " ".join(errors), messages.ERROR)
+            return HttpResponseRedirect(page)
+        action = form.cleaned_data["moderation"]
+        done = records_moderate(
+            records=ChatRecord.objects.filter(pk=record.pk),
+            action=action,
+            by=request.user,
+            note=form.cleaned_data["note"],
+        )
+        if done:
+            self.message_user(request, f"{Action(action).label}.", messages.SUCCESS)
+        else:
+            self.message_user(request, "Nothing changed: it already was.", messages.WARNING)
+        return HttpResponseRedirect(page)
+
+    # --- Moderating a selection ---------------------------------------------------------------
+
+    def moderate_selected(self, request: HttpRequest, queryset: QuerySet, action: str):
+        """Ask for the note first (a page like Django's delete confirmation), then act."""
+        data = None
+        if "apply" in request.POST:
+            data = request.POST.copy()
+            data["moderation"] = action  # what the chosen admin action says, nothing else
+        form = ModerationForm(data, initial={"moderation": action})
+        count = queryset.count()
+        if form.is_bound and form.is_valid():
+            done = records_moderate(
+                records=queryset, action=action, by=request.user, note=form.cleaned_data["note"]
+            )
+            message = f"{Action(action).label}: {_records(len(done))}."
+            if len(done) < count:
+                message += f" {_records(count - len(done))} already were."
+            self.message_user(request, message, messages.SUCCESS)
+            return None
+        shown = list(queryset.select_related(None).only("id", "question")[:SELECTION_SHOWN])
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": Action(action).label,
+            "action": action,
+            "action_label": Action(action).label,
+            "form": form,
+            "records": shown,
+            "count": count,
+            "more": count - len(shown),
+            "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "action_name": request.POST.get("action", ""),
+        }
+        return TemplateResponse(request, "admin/chat/chatrecord/moderate_selected.html", context)
+
+    # --- Export -------------------------------------------------------------------------------
+
+    @admin.action(description="Export selected records as CSV", permissions=["view"])
+    def export_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+        return records_csv_response(queryset)
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """Every record the changelist shows with the same filters and search, as CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseBadRequest("Unknown filter in the address; export from the list.")
+        return records_csv_response(changelist.queryset)
+
+
+def _conversation(record: ChatRecord) -> list[ChatRecord]:
+    """The session's records around this one, in order."""
+    fields = ("id", "question", "answer", "status", "rating", "is_hidden", "created_at")
+    session = ChatRecord.objects.filter(session_id=record.session_id).only(*fields)
+    earlier = session.filter(created_at__lt=record.created_at) | session.filter(
+        created_at=record.created_at, pk__lt=record.pk
+    )
+    later = session.filter(created_at__gt=record.created_at) | session.filter(
+        created_at=record.created_at, pk__gt=record.pk
+    )
+    before = list(earlier.order_by("-created_at", "-pk")[:CONVERSATION_SIDE])[::-1]
+    after = list(later.order_by("created_at", "pk")[:CONVERSATION_SIDE])
+    return [*before, record, *after]
+
+
+def _actions_for(record: ChatRecord) -> list[tuple[str, str]]:
+    """The moderation buttons that would change something on this record."""
+    actions = [(Action.REVIEWED, "Mark reviewed"), (Action.FLAGGED, "Flag for review")]
+    if record.is_hidden:
+        actions.append((Action.UNHIDDEN, "Unhide"))
+    else:
+        actions.append((Action.HIDDEN, "Hide from owner"))
+    return actions

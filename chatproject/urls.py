@@ -2,9 +2,12 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from chat.admin_views import dashboard_view
 from chatproject.views import api_not_found, health
 
 urlpatterns = [
+    # Before the admin's own paths, whose catch-all would answer it first.
+    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="chat-dashboard"),
     path("admin/", admin.site.urls),
     path("healthz", health, name="health"),
     path("", include("accounts.urls")),
