@@ -17,8 +17,9 @@ from django.http import (
 )
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
@@ -34,6 +35,7 @@ PREVIEW_CHARS = 80
 CONVERSATION_SIDE = 50
 # Records listed on the page that asks for a moderation note.
 SELECTION_SHOWN = 20
+WIDE_PAGE = {"is_nav_sidebar_enabled": False}
 
 
 class ChatRecordInline(admin.TabularInline):
@@ -113,10 +115,10 @@ def _moderation_action(action: str, description: str):
 @admin.register(ChatRecord)
 class ChatRecordAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "question_preview", "answer_preview", "user", "model_name", "status_display",
-        "rating_display", "source", "terminal", "first_token", "created_at", "moderation_display",
+        "id", "question_and_answer", "user", "model_and_source", "status_display",
+        "rating_display", "created", "moderation_display",
     )  # fmt: skip
-    list_display_links = ("id", "question_preview")
+    list_display_links = ("id", "question_and_answer")
     list_filter = (
         ModerationFilter, ("is_hidden", admin.BooleanFieldListFilter), "status", "rating",
         "source", "terminal", "model_name", FirstTokenFilter, "created_at", OwnerFilter,
@@ -173,6 +175,11 @@ class ChatRecordAdmin(admin.ModelAdmin):
     def has_moderate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("chat.moderate_chatrecord")
 
+    # The records list and a record's page need the width: no app menu on their left (the
+    # page's own links lead to the queue, the dashboard and the export).
+    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        return super().changelist_view(request, {**WIDE_PAGE, **(extra_context or {})})
+
     def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
         return RecordChangeList
 
@@ -195,13 +202,23 @@ class ChatRecordAdmin(admin.ModelAdmin):
 
     # --- Columns ----------------------------------------------------------------------------
 
-    @admin.display(description="question", ordering="question")
-    def question_preview(self, record: ChatRecord) -> str:
-        return _preview(record.question)
+    @admin.display(description="question / answer")
+    def question_and_answer(self, record: ChatRecord) -> str:
+        return format_html(
+            '<span class="preview-question">{}</span><span class="preview-answer">{}</span>',
+            _preview(record.question),
+            _preview(record.answer_start) or "(no answer)",
+        )
 
-    @admin.display(description="answer")
-    def answer_preview(self, record: ChatRecord) -> str:
-        return _preview(record.answer_start) or "—"
+    @admin.display(description="model · terminal · source", ordering="model_name")
+    def model_and_source(self, record: ChatRecord) -> str:
+        return format_html(
+            '{}<br><small>{} · <span class="source {}">{}</span></small>',
+            record.model_name or "—",
+            record.get_terminal_display(),
+            record.source,
+            record.get_source_display(),
+        )
 
     @admin.display(description="user", ordering="owner__openid")
     def user(self, record: ChatRecord) -> str:
@@ -213,11 +230,20 @@ class ChatRecordAdmin(admin.ModelAdmin):
             owner.openid or owner.username,
         )
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description="status · first token", ordering="status")
     def status_display(self, record: ChatRecord) -> str:
-        if record.error_code:
-            return format_html("{}<br><small>{}</small>", record.status, record.error_code)
-        return record.status
+        return format_html(
+            "{}<br><small>{}</small>",
+            record.status,
+            record.error_code or self.first_token(record),
+        )
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, record: ChatRecord) -> str:
+        local = timezone.localtime(record.created_at)
+        return format_html(
+            "{}<br><small>{}</small>", local.strftime("%Y-%m-%d"), local.strftime("%H:%M:%S")
+        )
 
     @admin.display(description="rating", ordering="rating")
     def rating_display(self, record: ChatRecord) -> str:
@@ -242,14 +268,14 @@ class ChatRecordAdmin(admin.ModelAdmin):
 
     @admin.display(description="moderation", ordering="moderation")
     def moderation_display(self, record: ChatRecord) -> str:
-        state = format_html(
-            '<span class="moderation {}">{}</span>',
-            record.moderation,
-            record.get_moderation_display(),
-        )
+        badges = []
+        if record.moderation != ChatRecord.Moderation.UNREVIEWED:  # the usual: no badge
+            badges.append((record.moderation, record.get_moderation_display()))
         if record.is_hidden:
-            return format_html('{} <span class="moderation hidden">Hidden</span>', state)
-        return state
+            badges.append(("hidden", "Hidden"))
+        if not badges:
+            return "—"
+        return format_html_join(" ", '<span class="moderation {}">{}</span>', badges)
 
     @admin.display(description="session")
     def session_link(self, record: ChatRecord) -> str:
@@ -278,7 +304,8 @@ class ChatRecordAdmin(admin.ModelAdmin):
         extra = {}
         if record is not None and self.has_view_permission(request, record):
             extra = self._review_context(request, record)
-        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+        context = {**WIDE_PAGE, **extra, **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
 
     def _review_context(self, request: HttpRequest, record: ChatRecord) -> dict:
         return {

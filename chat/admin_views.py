@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.safestring import SafeString
 
+from chat.admin import WIDE_PAGE
 from chat.charts import Series, column_chart, line_chart, percent, seconds
 from chat.dashboard import Dashboard, DayFigures, dashboard_figures
 
@@ -24,6 +25,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     figures = dashboard_figures()
     context = {
         **admin.site.each_context(request),
+        **WIDE_PAGE,
         "title": "Dashboard: the last 30 days",
         "figures": figures,
         "kpis": _kpis(figures.total),

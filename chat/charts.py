@@ -37,6 +37,7 @@ class _Frame:
 
     series: Sequence[Series]
     y_top: float  # the value at the top of the y axis
+    y_step: float  # between two gridlines
 
     @cached_property
     def legend(self) -> list[list[tuple[int, Series]]]:
@@ -94,7 +95,8 @@ def column_chart(
         else max((s.values[i] or 0) for s in series)
         for i in range(len(labels))
     ]
-    frame = _Frame(series, _axis_top(y_max if y_max is not None else max(heights, default=0)))
+    largest = y_max if y_max is not None else max(heights, default=0)
+    frame = _Frame(series, *_axis(largest, fmt))
     slot = PLOT_WIDTH / max(len(labels), 1)
     width = slot * 0.8 / (1 if stacked else len(series))
     parts = []
@@ -126,7 +128,8 @@ def line_chart(
 ) -> SafeString:
     """A line per series; a day without a value breaks the line there."""
     values = [v for s in series for v in s.values if v is not None]
-    frame = _Frame(series, _axis_top(y_max if y_max is not None else max(values, default=0)))
+    largest = y_max if y_max is not None else max(values, default=0)
+    frame = _Frame(series, *_axis(largest, fmt))
     slot = PLOT_WIDTH / max(len(labels), 1)
     parts = []
     for one in series:
@@ -162,14 +165,16 @@ def _path_data(points: list[tuple[float, float] | None]) -> str:
     return " ".join(commands)
 
 
-def _axis_top(largest: float) -> float:
-    """A round top for the y axis at or above `largest` (4 or 5 gridlines)."""
-    if largest <= 0:
-        return 1.0
+def _axis(largest: float, fmt: Format) -> tuple[float, float]:
+    """A round top for the y axis at or above `largest`, and the step between its
+    gridlines (1, 2, 2.5 or 5 times a power of ten; 2 to 5 steps; whole for counts)."""
+    largest = largest if largest > 0 else 1  # an empty chart still gets an axis
     raw = largest / 4
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    return step * math.ceil(largest / step)
+    if fmt is whole_number:
+        step = max(round(step), 1)
+    return step * max(math.ceil(largest / step - 1e-9), 1), step
 
 
 def _svg(
@@ -184,8 +189,8 @@ def _svg(
     slot = PLOT_WIDTH / max(len(labels), 1)
     bottom = frame.top + PLOT_HEIGHT
     grid = []
-    for k in range(5):
-        value = frame.y_top * k / 4
+    for k in range(round(frame.y_top / frame.y_step) + 1):
+        value = frame.y_step * k
         y = frame.y(value)
         grid.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>'
