@@ -21,6 +21,9 @@ LATEST_NOT_USEFUL = 10
 PREVIEW_CHARS = 120
 Status = ChatRecord.Status
 Rating = ChatRecord.Rating
+# Counts count a column of the dashboard's index (not the id, which it lacks): PostgreSQL
+# then answers from the index alone instead of visiting every record's row (~10x the time).
+_INDEXED = "created_at"
 
 
 class PercentileDisc(Aggregate):
@@ -155,7 +158,7 @@ def dashboard_figures(*, today: date | None = None) -> Dashboard:
         error_codes=list(
             period.exclude(error_code="")
             .values("error_code", "status")
-            .annotate(count=Count("pk"))
+            .annotate(count=Count("*"))
             .order_by("-count", "error_code")
         ),
         users=period.aggregate(users=Count("owner", distinct=True))["users"],
@@ -167,13 +170,13 @@ def _per_day(starts: list[datetime]) -> list[DayFigures]:
     rows = _each_day(
         starts,
         lambda day: day.values("day_index").annotate(
-            questions=Count("pk"),
+            questions=Count("*"),
             users=Count("owner", distinct=True),
-            useful=Count("pk", filter=Q(rating=Rating.USEFUL)),
-            not_useful=Count("pk", filter=Q(rating=Rating.NOT_USEFUL)),
-            stopped=Count("pk", filter=Q(status=Status.STOPPED)),
-            interrupted=Count("pk", filter=Q(status=Status.INTERRUPTED)),
-            errors=Count("pk", filter=Q(status=Status.ERROR)),
+            useful=Count(_INDEXED, filter=Q(rating=Rating.USEFUL)),
+            not_useful=Count(_INDEXED, filter=Q(rating=Rating.NOT_USEFUL)),
+            stopped=Count(_INDEXED, filter=Q(status=Status.STOPPED)),
+            interrupted=Count(_INDEXED, filter=Q(status=Status.INTERRUPTED)),
+            errors=Count(_INDEXED, filter=Q(status=Status.ERROR)),
         ),
     )
     by_index = {row.pop("day_index"): row for row in rows}
@@ -189,7 +192,7 @@ def _first_token(starts: list[datetime]) -> list[ModelFirstToken]:
             day.filter(first_token_ms__isnull=False)
             .values("day_index", "model_name")
             .annotate(
-                answers=Count("pk"),
+                answers=Count("*"),
                 p50=PercentileDisc("first_token_ms", 0.5),
                 p95=PercentileDisc("first_token_ms", 0.95),
             )

@@ -200,7 +200,7 @@ def test_a_page_of_100_rows_costs_the_same_few_queries_as_a_page_of_5(
     assert len(_listed(staff_client, query)) == 100
     assert few == many
     # Session, user, the two counts, the page, the model filter's choices.
-    assert many <= 7
+    assert 4 <= many <= 7
 
 
 # --- A record's page ----------------------------------------------------------------------
