@@ -32,8 +32,10 @@ import tracemalloc
 from datetime import timedelta
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+from bench.database import PG_ADMIN_URL
+from bench.machine import code_fingerprint, machine_info
+from bench.paths import RESULTS
+
 DB_NAME = "bench_admin"
 BATCH = 5000
 MODELS = ("deepseek", "qwen-plus", "gpt-4o-mini", "moonshot", "local")
@@ -258,8 +260,6 @@ async def _time_export(staff) -> dict:
 
 
 def _report(results: dict, args: argparse.Namespace) -> str:
-    from bench.run import code_fingerprint, machine_info
-
     machine = machine_info()
     databases = list(results)
     lines = [
