@@ -100,4 +100,8 @@ class TextField(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
+        # The limit holds for what was sent, before trimming (as the OpenAPI schema and the
+        # stream's question say), so "\x1e" + 120 characters is too long.
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)
