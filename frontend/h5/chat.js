@@ -409,5 +409,13 @@ export function createChat(layout, { config, onAuthLost }) {
       refreshFrame();
     },
     currentSessionId: () => state.sessionId,
+    /** An answer that has ended but is still being revealed (frames wait while the page
+     * is hidden) is finished now. */
+    flush() {
+      const turn = state.active;
+      if (!turn || !turn.ended) return;
+      turn.text += turn.reveal.take();
+      finish(turn);
+    },
   };
 }

@@ -18,7 +18,6 @@ export function handoffInit() {
   miniProgram.getEnv((env) => {
     inMiniProgram = Boolean(env && env.miniprogram);
   });
-  addEventListener('pagehide', handoffPost);
 }
 
 /** Remember a finished (or re-rated) turn for the handoff. */

@@ -3,7 +3,7 @@
 import './chat.css';
 import { token, whenAuthLost } from './api.js';
 import { createChat } from './chat.js';
-import { handoffInit } from './handoff.js';
+import { handoffInit, handoffPost } from './handoff.js';
 import { layoutBuild } from './layout.js';
 import { gateShow, signIn } from './login.js';
 import { createSessionDrawer } from './sessions.js';
@@ -18,6 +18,7 @@ function fitToViewport(app) {
   const viewport = window.visualViewport;
   if (!viewport) return;
   const fit = () => {
+    if (viewport.scale !== 1) return; // the reader zoomed in: not the keyboard
     app.style.height = `${viewport.height}px`;
     window.scrollTo(0, 0);
   };
@@ -54,6 +55,12 @@ document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible') chat.resume();
 });
 addEventListener('online', () => chat.resume());
+// Leaving (the mini-program goes back, the tab closes): an answer that has ended is shown
+// whole at once, and the chat list goes to the mini-program.
+addEventListener('pagehide', () => {
+  chat.flush();
+  handoffPost();
+});
 addEventListener('pageshow', (event) => {
   if (event.persisted) chat.resume();
 });

@@ -12,9 +12,10 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from chat.models import ChatRecord, ChatSession
-from tests.support.browser import PHONE, screenshot
+from tests.support.browser import PHONE, screenshot, static_collect
 from tests.support.cutter import CuttingProxy
 from tests.support.h5 import CLIPBOARD, ChatPage, h5_url
+from tests.support.nginx import Nginx
 from tests.support.servers import bearer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -149,6 +150,37 @@ def test_back_on_screen_an_answer_is_read_on_from_its_last_event(chat, upstream)
     assert len(scenario.requests) == 1
     assert any("/events?last_event_id=" in r for r in requests)
     assert sum(r.startswith("POST") and r.endswith("/api/chat/stream") for r in requests) == 1
+
+
+@pytest.fixture(scope="module")
+def patient_site(start_server, tmp_path_factory):
+    """The site with a server that keeps a dropped answer going for 15 s (the suite's
+    servers give up after 1 s), time enough for a page to reload under load."""
+    server = start_server(CHAT_DETACH_GRACE_SECONDS="15")
+    site = Nginx(
+        backends=[server.url.removeprefix("http://")],
+        workdir=tmp_path_factory.mktemp("patient-site"),
+        static_root=static_collect(),
+    )
+    site.start()
+    yield site
+    site.stop()
+
+
+def test_a_reload_mid_answer_reads_it_on_without_asking_again(pages, patient_site, owner, upstream):
+    tokens = [f"行{i}\n" for i in range(60)]
+    scenario = upstream.script(tokens=tokens, pace=0.05)
+    chat = ChatPage(pages.open(permissions=CLIPBOARD)).open(h5_url(patient_site.url, owner))
+
+    turn = chat.ask(f"重新加载 {scenario.tag}")
+    expect(turn.locator(".answer")).to_contain_text("行3", timeout=5000)
+    chat.page.reload()
+    chat.wait_ready()
+
+    assert chat.wait_finished() == "done"
+    assert chat.copied_text() == "".join(tokens) == chat.record().answer
+    assert len(scenario.requests) == 1
+    expect(chat.turns).to_have_count(1)
 
 
 MALICIOUS_TOKENS = [
