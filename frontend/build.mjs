@@ -1,7 +1,6 @@
 // npm run build: bundle the front-end with esbuild into static/build/ (served as /static/build/).
 // `make run` and `make test` run this whenever a source is newer than the bundle.
 
-import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 import { build } from 'esbuild';
@@ -13,11 +12,10 @@ const outdir = `${root}static/build`;
 // (iOS 14.5 and later: esbuild cannot rewrite destructuring for older Safari).
 const BROWSERS = ['chrome64', 'ios14.5', 'safari14.1', 'firefox78'];
 
-await rm(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
   entryPoints: { h5: 'frontend/h5/main.js' }, // and its CSS: h5.css
-  outdir,
+  outdir, // overwritten in place: a running server never finds the bundle missing
   bundle: true,
   format: 'iife',
   target: BROWSERS,

@@ -16,15 +16,7 @@ from django.db import connections
 from accounts.models import User
 from accounts.tokens import token_issue
 from chatproject.db import db_threads_close
-from tests.support.browser import (
-    DESKTOP,
-    PHONE,
-    PageWatch,
-    chromium_available,
-    launch_chromium,
-    screenshot,
-    static_collect,
-)
+from tests.support.browser import Pages, chromium_available, launch_chromium, static_collect
 from tests.support.live import LiveServer, database_env
 from tests.support.nginx import Nginx, nginx_available
 from tests.support.upstream import FakeUpstream
@@ -155,57 +147,17 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-class Pages:
-    """Browser pages for one test, each in a context of its own (own storage, as separate
-    tabs of separate people would be). An uncaught exception or a Content-Security-Policy
-    violation in any of them fails the test."""
-
-    def __init__(self, browser) -> None:
-        self._browser = browser
-        self._opened: list[tuple] = []
-
-    def open(self, viewport: dict[str, int] = DESKTOP, **context_options):
-        phone = {"is_mobile": True, "has_touch": True, "device_scale_factor": 2}
-        context = self._browser.new_context(
-            viewport=viewport,
-            locale="zh-CN",
-            **(phone if viewport == PHONE else {}),
-            **context_options,
-        )
-        page = context.new_page()
-        watch = PageWatch()
-        watch.attach(page)
-        self._opened.append((context, page, watch))
-        return page
-
-    def watch(self, page) -> PageWatch:
-        return next(watch for _, opened, watch in self._opened if opened is page)
-
-    def close(self, *, failed_test: str | None) -> list[str]:
-        problems = []
-        for number, (context, page, watch) in enumerate(self._opened):
-            if failed_test:
-                screenshot(page, f"failures/{failed_test}-{number}")
-            problems += [f"page error: {error}" for error in watch.page_errors]
-            problems += [f"CSP violation: {text}" for text in watch.csp_violations]
-            context.close()
-        return problems
-
-
 @pytest.fixture
 def pages(browser, request) -> Iterator[Pages]:
+    """`pages.open()` a desktop-sized page, `pages.open(PHONE)` a 360x640 phone, each in a
+    browser context of its own; a page error or CSP violation fails the test, and a failed
+    test leaves screenshots in var/test-artifacts/failures/."""
     opened = Pages(browser)
     yield opened
     report = getattr(request.node, "report_call", None)
     failed = request.node.name if report is not None and report.failed else None
     problems = opened.close(failed_test=failed)
     assert not problems, "\n".join(problems)
-
-
-@pytest.fixture
-def page(pages: Pages):
-    """One desktop-sized browser page (`pages.open(PHONE)` for a phone)."""
-    return pages.open()
 
 
 @pytest.fixture

@@ -280,7 +280,10 @@ export function openAnswer({
         return;
       }
     }
-    if (state.recordId !== null && (problem.code === 'replay_expired' || problem.code === 'stream_lost')) {
+    if (
+      state.recordId !== null &&
+      (problem.code === 'replay_expired' || problem.code === 'stream_lost')
+    ) {
       readSaved();
       return;
     }

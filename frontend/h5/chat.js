@@ -1,7 +1,7 @@
 // The conversation: history, asking, the typing effect, stop, retry, ratings.
 
 import { createReveal, openAnswer } from '../chat-stream/index.js';
-import { api, ApiError, fetchTransport, linkPath } from './api.js';
+import { api, fetchTransport, linkPath } from './api.js';
 import { createComposer } from './composer.js';
 import { createFollower } from './follow.js';
 import { handoffKeep, handoffPost } from './handoff.js';
@@ -93,7 +93,11 @@ export function createChat(layout, { config, onAuthLost }) {
       if (view !== state.view) return;
       state.loadingOlder = false;
       if (error.code === 'session_not_found') newSession();
-      else layout.showNotice(t('historyFailed'), { label: t('retry'), run: () => openSession(session) });
+      else
+        layout.showNotice(t('historyFailed'), {
+          label: t('retry'),
+          run: () => openSession(session),
+        });
       refreshFrame();
       return;
     }
@@ -113,11 +117,21 @@ export function createChat(layout, { config, onAuthLost }) {
 
   async function openSessionById(id) {
     setLoading(true);
+    let session;
     try {
-      await openSession(await api('GET', `/api/chat/sessions/${id}/`));
+      session = await api('GET', `/api/chat/sessions/${id}/`);
     } catch (error) {
-      if (error instanceof ApiError && error.status !== 401) newSession();
+      if (error.code === 'network') {
+        layout.showNotice(t('historyFailed'), {
+          label: t('retry'),
+          run: () => openSessionById(id),
+        });
+      } else if (error.status !== 401) {
+        newSession(); // gone (deleted, or another user's tab)
+      }
+      return;
     }
+    await openSession(session);
   }
 
   /** On arrival: the session this tab was in, else the latest one, else a new one. */
@@ -354,6 +368,7 @@ export function createChat(layout, { config, onAuthLost }) {
     }
   }
 
+  /** The reader asks to read on an answer whose connection was given up. */
   function reconnect(turn) {
     if (turn === state.active && turn.handle.reconnect()) {
       turn.lost = false;
@@ -363,9 +378,9 @@ export function createChat(layout, { config, onAuthLost }) {
   }
 
   /** Back on screen or back online: an answer in flight is read on from its last event
-   * (its connection may have died meanwhile without a word). */
+   * (its connection may have died meanwhile without a word). Routine: nothing is said. */
   function resume() {
-    if (state.active && state.active.recordId !== null) reconnect(state.active);
+    if (state.active && state.active.recordId !== null) state.active.handle.reconnect();
   }
 
   // --- Answer tools ------------------------------------------------------------------------
@@ -376,7 +391,9 @@ export function createChat(layout, { config, onAuthLost }) {
     turn.rating = wanted;
     turnRefresh(turn);
     try {
-      const record = await api('POST', `/api/chat/records/${turn.recordId}/rating`, { rating: wanted });
+      const record = await api('POST', `/api/chat/records/${turn.recordId}/rating`, {
+        rating: wanted,
+      });
       turn.rating = record.rating;
       handoffKeep(turn);
     } catch {

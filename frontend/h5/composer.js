@@ -21,7 +21,8 @@ export function createComposer(layout, { onSend, onStop, maxChars }) {
     }
     const question = input.value.trim();
     if (!question) return;
-    if (question.length > maxChars) {
+    // Counted as the server counts: characters, not UTF-16 units (an emoji is one).
+    if ([...question].length > maxChars) {
       layout.showNotice(t('tooLong', { max: maxChars }));
       return;
     }

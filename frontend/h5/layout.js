@@ -29,10 +29,21 @@ export function layoutBuild(app) {
   const noticeAction = h('button', { type: 'button', class: 'notice-action', hidden: true });
   const noticeClose = h(
     'button',
-    { type: 'button', class: 'notice-close', 'aria-label': t('close'), onclick: () => hideNotice() },
+    {
+      type: 'button',
+      class: 'notice-close',
+      'aria-label': t('close'),
+      onclick: () => hideNotice(),
+    },
     icon('close'),
   );
-  const notice = h('div', { class: 'notice', role: 'alert', hidden: true }, noticeText, noticeAction, noticeClose);
+  const notice = h(
+    'div',
+    { class: 'notice', role: 'alert', hidden: true },
+    noticeText,
+    noticeAction,
+    noticeClose,
+  );
   const hideNotice = () => {
     notice.hidden = true;
   };
@@ -43,11 +54,24 @@ export function layoutBuild(app) {
     'aria-label': t('placeholder'),
     enterkeyhint: 'send',
   });
-  const sendButton = h('button', { type: 'submit', class: 'send', 'aria-label': t('send') }, icon('send'));
+  const sendButton = h(
+    'button',
+    { type: 'submit', class: 'send', 'aria-label': t('send') },
+    icon('send'),
+  );
   const form = h('form', { class: 'composer' }, input, sendButton);
   const drawerList = h('ul', { class: 'drawer-list' });
-  const drawerMore = h('button', { type: 'button', class: 'drawer-more', hidden: true }, t('moreSessions'));
-  const drawerNew = h('button', { type: 'button', class: 'drawer-new' }, icon('plus'), h('span', {}, t('newChat')));
+  const drawerMore = h(
+    'button',
+    { type: 'button', class: 'drawer-more', hidden: true },
+    t('moreSessions'),
+  );
+  const drawerNew = h(
+    'button',
+    { type: 'button', class: 'drawer-new' },
+    icon('plus'),
+    h('span', {}, t('newChat')),
+  );
   const drawerPanel = h(
     'nav',
     { class: 'drawer-panel', 'aria-label': t('sessions') },

@@ -57,7 +57,9 @@ export function gateShow(gate, { config, message, onSignedIn }) {
   };
   gate.replaceChildren(
     ...(message ? [h('p', { class: 'gate-message' }, message)] : []),
-    config.devLogin ? devLoginForm(signedIn) : h('p', { class: 'gate-message' }, t('openFromMiniProgram')),
+    config.devLogin
+      ? devLoginForm(signedIn)
+      : h('p', { class: 'gate-message' }, t('openFromMiniProgram')),
   );
   gate.hidden = false;
 }

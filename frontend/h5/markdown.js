@@ -7,8 +7,8 @@
 //
 // Incremental: while an answer streams, the blocks that can no longer change (everything
 // before a blank line that ends a top-level block) are rendered once and kept; only the
-// last, growing block is rendered again on each frame. The work per frame follows the new
-// text, not the length of the answer.
+// last, growing group of blocks is rendered again on each frame. The work per frame
+// follows the new text, not the length of the answer.
 
 import DOMPurify from 'dompurify';
 import MarkdownIt from 'markdown-it';
@@ -38,17 +38,9 @@ DOMPurify.addHook('afterSanitizeAttributes', (node) => {
 const PURIFY = { RETURN_DOM_FRAGMENT: true, FORBID_ATTR: ['style'] };
 const LINE_END = /\r\n?|\n/g;
 
-function fragmentOf(html) {
-  return DOMPurify.sanitize(html, PURIFY);
-}
-
+/** Parsed Markdown to a sanitized DocumentFragment. */
 function renderTokens(tokens) {
-  return fragmentOf(md.renderer.render(tokens, md.options, {}));
-}
-
-/** Markdown source to a sanitized DocumentFragment. */
-export function renderMarkdown(source) {
-  return renderTokens(md.parse(source, {}));
+  return DOMPurify.sanitize(md.renderer.render(tokens, md.options, {}), PURIFY);
 }
 
 /**
@@ -77,7 +69,10 @@ function cutOffsets(tokens, source) {
 
 /** Render a group of blocks into `element` (a heading first gets a heading's room). */
 function fill(element, tokens) {
-  element.classList.toggle('starts-heading', tokens.length > 0 && tokens[0].type === 'heading_open');
+  element.classList.toggle(
+    'starts-heading',
+    tokens.length > 0 && tokens[0].type === 'heading_open',
+  );
   element.replaceChildren(renderTokens(tokens));
 }
 
@@ -95,9 +90,9 @@ function placeCursor(container) {
  * An answer's Markdown in `root`, as groups of blocks ("chunks"): each is rendered once,
  * when the text after it shows it can no longer change, and once shown the browser skips
  * laying out and painting it while it is off screen (content-visibility). Only the last
- * group, still growing, is rendered again. `show(text, {streaming})` with the whole text so far, which
- * extends the text of the previous call (`reset()` first for another text); while
- * streaming, a cursor blinks at the end.
+ * group, still growing, is rendered again. `show(text, {streaming})` with the whole text
+ * so far, which extends the text of the previous call (`reset()` first for another text);
+ * while streaming, a cursor blinks at the end.
  */
 export function createMarkdownView(root) {
   const growing = document.createElement('div');

@@ -49,7 +49,8 @@ export function createSessionDrawer(layout, { onPick, onNew, currentId }) {
       drawerList.append(...page.results.map(item));
       next = page.next;
       drawerMore.hidden = !next;
-      if (!drawerList.children.length) drawerList.append(h('li', { class: 'drawer-empty' }, t('noSessions')));
+      if (!drawerList.children.length)
+        drawerList.append(h('li', { class: 'drawer-empty' }, t('noSessions')));
     } catch (error) {
       drawerList.append(h('li', { class: 'drawer-empty' }, errorText(error)));
     }

@@ -56,29 +56,36 @@ export function turnMount(turn, actions) {
     h('i'),
   );
   const status = h('div', { class: 'answer-status' });
+  // An icon alone (its word as the label), or an icon with its word.
   const button = (name, label, onclick) =>
-    h('button', { type: 'button', class: `act act-${name}`, 'aria-label': label, title: label, onclick }, icon(name));
+    h(
+      'button',
+      { type: 'button', class: `act act-${name}`, 'aria-label': label, title: label, onclick },
+      icon(name),
+    );
+  const worded = (name, label, onclick) =>
+    h(
+      'button',
+      { type: 'button', class: `act act-${name}`, onclick },
+      icon('retry'),
+      h('span', {}, label),
+    );
   const like = button('like', t('like'), () => actions.rate(turn, 'useful'));
   const dislike = button('dislike', t('dislike'), () => actions.rate(turn, 'not_useful'));
-  const retry = h(
-    'button',
-    { type: 'button', class: 'act act-retry', onclick: () => actions.retry(turn) },
-    icon('retry'),
-    h('span', {}, t('retry')),
-  );
-  const reconnect = h(
-    'button',
-    { type: 'button', class: 'act act-reconnect', onclick: () => actions.reconnect(turn) },
-    icon('retry'),
-    h('span', {}, t('reconnect')),
-  );
   const copy = button('copy', t('copy'), () => actions.copy(turn));
+  const retry = worded('retry', t('retry'), () => actions.retry(turn));
+  const reconnect = worded('reconnect', t('reconnect'), () => actions.reconnect(turn));
   const tools = h('div', { class: 'answer-actions' }, copy, like, dislike, retry, reconnect);
   const root = h(
     'article',
     { class: 'turn' },
     h('div', { class: 'msg msg-user' }, h('div', { class: 'bubble' }, turn.question)),
-    h('div', { class: 'msg msg-bot' }, h('div', { class: 'bubble' }, thinking, answer, status), tools),
+    h(
+      'div',
+      { class: 'msg msg-bot' },
+      h('div', { class: 'bubble' }, thinking, answer, status),
+      tools,
+    ),
   );
   turn.view = {
     root,

@@ -91,7 +91,8 @@ const WORDS = {
     statusStreaming: 'Still being written',
     signingIn: 'Signing in…',
     devLoginTitle: 'Development login',
-    devLoginHint: 'This server has the development login on: any openid signs in (development and tests only).',
+    devLoginHint:
+      'This server has the development login on: any openid signs in (development and tests only).',
     devLoginButton: 'Sign in',
     openFromMiniProgram: 'Please open this page from the mini-program.',
     tooLong: 'The question is too long: {max} characters at most',

@@ -170,7 +170,9 @@ test('no answer at all to the question: reported as network, never sent again', 
 });
 
 test('resuming gives up after its attempts, and reconnect() reads on later', async () => {
-  const server = fakeServer({ plan: [{ cutAt: 200 }, ...FAST_RESUME.map(() => ({ offline: true }))] });
+  const server = fakeServer({
+    plan: [{ cutAt: 200 }, ...FAST_RESUME.map(() => ({ offline: true }))],
+  });
   const first = await run(server);
   assert.equal(first.failed.code, 'network');
   assert.equal(first.reconnecting, FAST_RESUME.length);

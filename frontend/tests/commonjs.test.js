@@ -32,7 +32,10 @@ async function loadCommonJs() {
 
 test('the CommonJS bundle runs with no TextDecoder, window or fetch', async () => {
   const { lib, context } = await loadCommonJs();
-  assert.equal(vm.runInContext('typeof TextDecoder + typeof window + typeof fetch', context), 'undefinedundefinedundefined');
+  assert.equal(
+    vm.runInContext('typeof TextDecoder + typeof window + typeof fetch', context),
+    'undefinedundefinedundefined',
+  );
   const body = utf8(answerStream(TRICKY_DELTAS));
   const text = await new Promise((resolve, reject) => {
     const deltas = [];

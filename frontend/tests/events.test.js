@@ -56,7 +56,9 @@ test('CRLF and CR line ends read the same as LF', () => {
 });
 
 test('an unfinished last frame is not an event', () => {
-  const stream = frame(1, 'start', { record_id: 1 }) + 'id: 2\nevent: delta\ndata: {"type":"delta","text":"半"}\n';
+  const stream =
+    frame(1, 'start', { record_id: 1 }) +
+    'id: 2\nevent: delta\ndata: {"type":"delta","text":"半"}\n';
   const { events } = readAll([utf8(stream)]);
   assert.deepEqual(
     events.map((event) => event.type),
@@ -71,7 +73,9 @@ test('a frame whose data is not JSON is reported, not passed on', () => {
     onEvent: (event) => events.push(event),
     onInvalid: (message) => invalid.push(message.data),
   });
-  reader.push(`id: 1\nevent: delta\ndata: {"type":"delta","text":\n\n${frame(2, 'delta', { text: 'ok' })}`);
+  reader.push(
+    `id: 1\nevent: delta\ndata: {"type":"delta","text":\n\n${frame(2, 'delta', { text: 'ok' })}`,
+  );
   assert.deepEqual(invalid, ['{"type":"delta","text":']);
   assert.deepEqual(
     events.map((event) => event.data.text),

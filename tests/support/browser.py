@@ -2,11 +2,12 @@
 
 scripts/system-deps.sh installs chromium (and the CJK and emoji fonts); Playwright never
 downloads a browser here, it launches /usr/bin/chromium through `executable_path`.
-The fixtures in tests/conftest.py build on these: `browser`, `new_page`, `web_site`.
+The fixtures in tests/conftest.py build on these: `browser`, `pages`, `web_site`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from django.core.management import call_command
 from django.test import override_settings
-from playwright.sync_api import Browser, ConsoleMessage, Page
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 
 from tests.support.live import ROOT
 
@@ -35,6 +36,7 @@ ARTIFACTS = ROOT / "var" / "test-artifacts"
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 360, "height": 640}
+CSP_MESSAGE = re.compile(r"Content[- ]Security[- ]Policy", re.IGNORECASE)
 
 
 def chromium_available() -> bool:
@@ -45,9 +47,11 @@ def launch_chromium(playwright) -> Browser:
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
 
+@functools.cache
 def static_collect() -> Path:
     """What `manage.py collectstatic` gives production, for the tests' nginx to serve: under
-    var/ (nginx's workers, not root, cannot enter pytest's private temporary folders)."""
+    var/ (nginx's workers, not root, cannot enter pytest's private temporary folders).
+    Once per test run."""
     target = ROOT / "var" / "test-staticfiles"
     with override_settings(STATIC_ROOT=target):
         call_command("collectstatic", interactive=False, clear=True, verbosity=0)
@@ -56,24 +60,53 @@ def static_collect() -> Path:
 
 @dataclass
 class PageWatch:
-    """What a page said that no user should ever cause: uncaught exceptions and
-    Content-Security-Policy violations; console errors are kept for tests to read."""
+    """What a page did that no user should ever cause: uncaught exceptions and
+    Content-Security-Policy violations."""
 
     page_errors: list[str] = field(default_factory=list)
     csp_violations: list[str] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
 
     def attach(self, page: Page) -> None:
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
         page.on("console", self._console)
 
     def _console(self, message: ConsoleMessage) -> None:
-        if message.type != "error":
-            return
-        text = message.text
-        if re.search(r"Content[- ]Security[- ]Policy", text, re.IGNORECASE):
-            self.csp_violations.append(text)
-        self.console_errors.append(text)
+        if message.type == "error" and CSP_MESSAGE.search(message.text):
+            self.csp_violations.append(message.text)
+
+
+class Pages:
+    """Browser pages for one test, each in a context of its own (own storage, as separate
+    tabs of separate people would be), watched (PageWatch)."""
+
+    def __init__(self, browser: Browser) -> None:
+        self._browser = browser
+        self._opened: list[tuple[BrowserContext, Page, PageWatch]] = []
+
+    def open(self, viewport: dict[str, int] = DESKTOP, **context_options) -> Page:
+        phone = {"is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+        context = self._browser.new_context(
+            viewport=viewport,
+            locale="zh-CN",
+            **(phone if viewport == PHONE else {}),
+            **context_options,
+        )
+        page = context.new_page()
+        watch = PageWatch()
+        watch.attach(page)
+        self._opened.append((context, page, watch))
+        return page
+
+    def close(self, *, failed_test: str | None) -> list[str]:
+        """Close every page; what their watches saw (a screenshot each if the test failed)."""
+        problems = []
+        for number, (context, page, watch) in enumerate(self._opened):
+            if failed_test:
+                screenshot(page, f"failures/{failed_test}-{number}")
+            problems += [f"page error: {error}" for error in watch.page_errors]
+            problems += [f"CSP violation: {text}" for text in watch.csp_violations]
+            context.close()
+        return problems
 
 
 # What a Chrome trace needs to show the page's main-thread tasks with their CPU time, and
