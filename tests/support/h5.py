@@ -8,6 +8,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from accounts.models import User
 from accounts.tickets import ticket_issue
+from accounts.tokens import token_access, token_issue
 from chat.models import ChatRecord
 
 FINISHED = re.compile(r"^(done|stopped|interrupted|error)$")
@@ -16,10 +17,10 @@ CLIPBOARD = ["clipboard-read", "clipboard-write"]
 
 
 def h5_url(base_url: str, user: User, **params: str) -> str:
-    """The address a mini-program opens: the page with a fresh single-use ticket."""
-    query = "&".join(
-        [f"ticket={ticket_issue(user=user).ticket}"] + [f"{k}={v}" for k, v in params.items()]
-    )
+    """The address a mini-program opens: the page with a fresh single-use ticket (minted,
+    as the mini-program's is, with a token of the user)."""
+    ticket = ticket_issue(token=token_access(token_issue(user=user).token)).ticket
+    query = "&".join([f"ticket={ticket}"] + [f"{k}={v}" for k, v in params.items()])
     return f"{base_url}/h5/?{query}"
 
 
