@@ -128,7 +128,7 @@ export function openAnswer({
     closed: false,
     failed: null,
   };
-  let current = null; // the open connection: {abort(), dead}
+  let current = null; // the latest connection: {handle, dead, status, streaming, ...}
   let resumeAttempts = 0;
   let drainRetries = 0;
   let retryTimer = null;
@@ -170,7 +170,12 @@ export function openAnswer({
 
   function handleEvent(connection, event) {
     if (event.type === DONE_SENTINEL) {
-      if (!state.finished) finish();
+      if (!state.finished) {
+        // The terminator without a `done` before it (nothing past the last id was kept):
+        // what the answer came to is in the history.
+        drop(connection);
+        readSaved();
+      }
       return;
     }
     if (event.id !== null) {

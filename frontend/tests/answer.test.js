@@ -138,6 +138,27 @@ test('events no longer kept (410 replay_expired): the saved record is read inste
   assert.equal(server.requests[2].path, '/api/chat/records/7/');
 });
 
+test('a stream that ends without its done event reads the saved record', async () => {
+  const record = { id: 7, answer: 'saved', status: 'interrupted' };
+  const requests = [];
+  const transport = (request, sink) => {
+    requests.push(request);
+    setImmediate(() => {
+      const isRecord = request.path === '/api/chat/records/7/';
+      const headers = { 'content-type': isRecord ? 'application/json' : 'text/event-stream' };
+      sink.response({ status: 200, header: (name) => headers[name] ?? null });
+      sink.chunk(utf8(isRecord ? JSON.stringify(record) : 'data: [DONE]\n\n'));
+      sink.end();
+    });
+    return { abort() {} };
+  };
+  const saved = await new Promise((resolve, reject) => {
+    openAnswer({ transport, recordId: 7, lastEventId: 99, onSaved: resolve, onFail: reject });
+  });
+  assert.deepEqual(saved, record);
+  assert.equal(requests.length, 2);
+});
+
 test('an HTTP error before the answer is reported with its code, not retried', async () => {
   const server = fakeServer({
     plan: [{ status: 401, json: { error: { code: 'invalid_token', message: 'Log in.' } } }],
