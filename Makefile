@@ -7,8 +7,13 @@ PORT ?= 8000
 # The settings default to production (DEBUG off, no dev login, SECRET_KEY required); the
 # two commands opt in to development here, explicitly.
 DEV_ENV := DEBUG=1 CHAT_DEV_LOGIN=1
+# npm ci writes node_modules/.package-lock.json: newer than the lock file means installed.
+NODE_STAMP := node_modules/.package-lock.json
+# The H5 page's bundle (frontend/ -> static/build/), rebuilt when any source is newer.
+BUNDLE := static/build/h5.js
+FRONTEND_SOURCES := $(shell find frontend -type f -not -path 'frontend/tests/*')
 
-.PHONY: run test lint format install system-deps
+.PHONY: run test lint format install system-deps build
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,9 +21,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
 
-run: $(STAMP)
+$(BUNDLE): $(NODE_STAMP) $(FRONTEND_SOURCES)
+	npm run build
+
+install: $(STAMP) $(NODE_STAMP)
+
+build: $(BUNDLE)
+
+run: $(STAMP) $(BUNDLE)
 	$(DEV_ENV) $(PY) manage.py migrate --noinput
 	$(DEV_ENV) $(PY) manage.py reap_streams
 	$(DEV_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
@@ -31,6 +45,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint
+test: lint $(BUNDLE)
 	./scripts/system-deps.sh
+	npm test
 	$(DEV_ENV) $(PY) -m pytest $(ARGS)

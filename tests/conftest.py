@@ -1,4 +1,5 @@
-"""Shared cast and real parts: the test upstream, a live daphne server, users and tokens."""
+"""Shared cast and real parts: the test upstream, a live daphne server, users and tokens,
+nginx serving the site, a real browser."""
 
 import json
 import os
@@ -15,7 +16,9 @@ from django.db import connections
 from accounts.models import User
 from accounts.tokens import token_issue
 from chatproject.db import db_threads_close
+from tests.support.browser import Pages, chromium_available, launch_chromium, static_collect
 from tests.support.live import LiveServer, database_env
+from tests.support.nginx import Nginx, nginx_available
 from tests.support.upstream import FakeUpstream
 
 
@@ -97,6 +100,64 @@ def other_server(start_server, daphne_server: LiveServer) -> LiveServer:
     if not os.environ.get("REDIS_URL"):
         return daphne_server
     return start_server()
+
+
+@pytest.fixture(scope="session")
+def web_site(daphne_server: LiveServer, tmp_path_factory) -> Iterator[Nginx]:
+    """The site as deployed: nginx serving collectstatic's files (pages, admin) and proxying
+    the rest to a live server (docs/deploy.md). Its `url` is what a browser opens."""
+    if not nginx_available():
+        pytest.skip("nginx not installed (make test installs it)")
+    static_root = static_collect()
+    backend = daphne_server.url.removeprefix("http://")
+    site = Nginx(
+        backends=[backend], workdir=tmp_path_factory.mktemp("site"), static_root=static_root
+    )
+    site.start()
+    yield site
+    site.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium, headless, through Playwright's sync API (never a browser
+    download), for the tests of one module: those are plain `def` tests.
+
+    Playwright's sync API keeps its event loop running in this thread while it is open, so
+    Django sees every ORM call of these tests as made from async code and refuses it. The
+    tests are synchronous; Playwright's own documentation sets DJANGO_ALLOW_ASYNC_UNSAFE for
+    this, here for as long as the browser is open (the module's tests). Async tests must
+    not be in a module that uses the browser: they would find a loop already running.
+    """
+    if not chromium_available():
+        pytest.skip("chromium not installed (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"report_{report.when}", report)  # for fixtures that act on failures
+    return report
+
+
+@pytest.fixture
+def pages(browser, request) -> Iterator[Pages]:
+    """`pages.open()` a desktop-sized page, `pages.open(PHONE)` a 360x640 phone, each in a
+    browser context of its own; a page error or CSP violation fails the test, and a failed
+    test leaves screenshots in var/test-artifacts/failures/."""
+    opened = Pages(browser)
+    yield opened
+    report = getattr(request.node, "report_call", None)
+    failed = request.node.name if report is not None and report.failed else None
+    problems = opened.close(failed_test=failed)
+    assert not problems, "\n".join(problems)
 
 
 @pytest.fixture

@@ -17,9 +17,16 @@ def nginx_available() -> bool:
     return shutil.which("nginx") is not None
 
 
-def render_conf(*, backends: list[str], port: int, workdir: Path) -> str:
-    """deploy/nginx.conf with the test's ports, logs and pid in `workdir`."""
+STATIC_ALIAS = "alias /srv/chat/staticfiles/;"
+
+
+def render_conf(
+    *, backends: list[str], port: int, workdir: Path, static_root: Path | None = None
+) -> str:
+    """deploy/nginx.conf with the test's ports, logs, pid in `workdir` and static files."""
     conf = CONF.read_text()
+    assert STATIC_ALIAS in conf, "deploy/nginx.conf lost its static location"
+    conf = conf.replace(STATIC_ALIAS, f"alias {static_root or workdir / 'static'}/;")
     servers = "".join(f"        server {backend};\n" for backend in backends)
     conf, count = re.subn(r"(?m)^        server 127\.0\.0\.1:\d+;\n", "", conf)
     assert count >= 1, "deploy/nginx.conf lost its upstream servers"
@@ -29,12 +36,17 @@ def render_conf(*, backends: list[str], port: int, workdir: Path) -> str:
 
 
 class Nginx:
-    def __init__(self, *, backends: list[str], workdir: Path) -> None:
+    def __init__(
+        self, *, backends: list[str], workdir: Path, static_root: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._workdir = workdir
         self._conf = workdir / "nginx.conf"
-        self._conf.write_text(render_conf(backends=backends, port=self.port, workdir=workdir))
+        conf = render_conf(
+            backends=backends, port=self.port, workdir=workdir, static_root=static_root
+        )
+        self._conf.write_text(conf)
         self._process: subprocess.Popen | None = None
 
     def start(self) -> None:

@@ -20,6 +20,8 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +61,9 @@ class Scenario:
 
     tokens: list[str] = field(default_factory=lambda: ["Hello", ",", " world", "!"])
     pace: float = 0.01
+    # Tokens per second on a fixed schedule (pace adds each token's write to its wait): a
+    # test that needs the model's real rate, e.g. 200 tokens/s, sets this instead of pace.
+    rate: float | None = None
     status: int | None = None
     error_code: str | None = None
     error_message: str | None = None
@@ -117,6 +122,7 @@ _SCRIPT_OPTIONS = frozenset(
     {
         "tokens",
         "pace",
+        "rate",
         "status",
         "error_code",
         "error_message",
@@ -198,6 +204,17 @@ class FakeUpstream(BackgroundServer):
         with self._lock:
             self._scenarios[scenario.tag] = scenario
         return scenario
+
+    @contextmanager
+    def serving_untagged(self, **options: Any) -> Iterator[Scenario]:
+        """Answer questions that carry no tag with this scenario while the block runs (a page
+        whose screenshots show the questions wants them without a tag)."""
+        scenario = self.script(**options)
+        saved, self.default = self.default, scenario
+        try:
+            yield scenario
+        finally:
+            self.default = saved
 
     @property
     def default_requests(self) -> list[dict[str, Any]]:
@@ -361,6 +378,7 @@ class FakeUpstream(BackgroundServer):
                 self._mark_aborted(scn)
                 return resp
             await _emit(resp, chunk({"role": "assistant", "content": ""}))
+            started = time.monotonic()
             for sent, token in enumerate(scn.tokens):
                 if scn.drop_after is not None and sent >= scn.drop_after:
                     _drop(request, scn)
@@ -368,7 +386,10 @@ class FakeUpstream(BackgroundServer):
                 if sent == scn.stall_after_tokens and not await _linger(request, scn.stall_mid):
                     self._mark_aborted(scn)
                     return resp
-                if not await _linger(request, scn.pace):
+                wait = scn.pace
+                if scn.rate is not None:
+                    wait = max(0.0, started + (sent + 1) / scn.rate - time.monotonic())
+                if not await _linger(request, wait):
                     self._mark_aborted(scn)
                     return resp
                 await _emit(resp, chunk({"content": token}))
