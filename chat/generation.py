@@ -11,6 +11,8 @@ partial answer saved as `interrupted`.
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from django.conf import settings
 
@@ -310,11 +312,45 @@ def _spawn(coroutine) -> asyncio.Task:
 _background: set[asyncio.Task] = set()
 
 
+async def generation_open(
+    turn_saving: Coroutine[Any, Any, OpenedTurn], *, spec: ModelSpec, started_at: float
+) -> Generation:
+    """Save the question (`turn_saving`) and start its answer: once saved, it is answered.
+
+    A client may hang up at any moment, and Django then cancels the view. Cancelled while
+    the question was being saved (a database thread finishes its INSERT regardless), the
+    view would leave a `pending` record that nothing answers. So saving and starting run
+    as one task the view's cancellation does not reach; if the view is gone by the time the
+    answer starts, the answer is detached at once, as for a client that dropped: the grace
+    period runs, and the owner may resume it or find it in the history.
+    """
+
+    async def save_then_start() -> Generation:
+        turn = await turn_saving
+        return generation_start(turn=turn, spec=spec, started_at=started_at)
+
+    opening = _spawn(save_then_start())
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_detach_unclaimed)
+        raise
+
+
+def _detach_unclaimed(opening: asyncio.Task) -> None:
+    # The question was refused (its error had no one to go to) or never saved: nothing to do.
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().detach()
+
+
 def generation_start(*, turn: OpenedTurn, spec: ModelSpec, started_at: float) -> Generation:
+    """Start answering; the answer is attached to its asker until the asker's response
+    (`delivery.answer_response`) lets go of it."""
     from chat import lifecycle  # the process-wide loops start with the first answer
 
     lifecycle.ensure_running()
     generation = Generation(turn=turn, spec=spec, started_at=started_at)
+    generation.attach()
     _live[generation.record_id] = generation
     task = asyncio.create_task(generation.run(), name=f"generation-{generation.record_id}")
     task.add_done_callback(lambda _: _generation_ended(generation))
