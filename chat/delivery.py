@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from django.conf import settings
 from django.http import StreamingHttpResponse
 
-from chat import eventbus, events
+from chat import eventbus, events, lifecycle
 from chat.generation import Generation
 
 
@@ -98,5 +98,13 @@ def resumed_response(generation: Generation, *, after: int) -> StreamingHttpResp
 
 
 def mirrored_stream_response(record_id: int, *, after: int) -> StreamingHttpResponse:
-    frames = eventbus.read_log(record_id, after=after, ping_seconds=settings.CHAT_PING_SECONDS)
+    """A resume on a process that does not generate the answer: its log in Redis, ended
+    for the reader if the generating process is found gone (`lifecycle`)."""
+
+    async def on_quiet() -> None:
+        await lifecycle.answer_end_if_lost(record_id)
+
+    frames = eventbus.read_log(
+        record_id, after=after, ping_seconds=settings.CHAT_PING_SECONDS, on_quiet=on_quiet
+    )
     return _sse_response(frames, record_id)

@@ -285,21 +285,17 @@ class Generation:
         )
 
     def _done_payload(self, outcome: TurnOutcome) -> dict:
-        prompt, completion = outcome.prompt_tokens, outcome.completion_tokens
-        total = prompt + completion if prompt is not None and completion is not None else None
-        return {
-            "record_id": self.record_id,
-            "session_id": self.session_id,
-            "status": outcome.status,
-            "finish_reason": self._finish_reason,
-            "error_code": outcome.error_code or None,
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": total,
-            },
-            "timings": {"first_token_ms": outcome.first_token_ms, "total_ms": self._elapsed_ms()},
-        }
+        return events.done_payload(
+            record_id=self.record_id,
+            session_id=self.session_id,
+            status=outcome.status,
+            finish_reason=self._finish_reason,
+            error_code=outcome.error_code,
+            prompt_tokens=outcome.prompt_tokens,
+            completion_tokens=outcome.completion_tokens,
+            first_token_ms=outcome.first_token_ms,
+            total_ms=self._elapsed_ms(),
+        )
 
 
 def _spawn(coroutine) -> asyncio.Task:

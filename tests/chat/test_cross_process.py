@@ -9,12 +9,17 @@ import asyncio
 import json
 import os
 import random
+import signal
+import time
 
+import httpx
 import pytest
+from asgiref.sync import sync_to_async
+from django.core.management import call_command
 
 from chat.models import ChatRecord
 from tests.conftest import live_models
-from tests.support.live import hang_up_after_sending
+from tests.support.live import hang_up_after_sending, resume_chat, stream_chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,3 +121,106 @@ async def test_a_client_hanging_up_while_its_question_is_saved_leaves_no_open_re
             assert scenario.text.startswith(record.answer)
             assert scenario.aborted.is_set()
     assert len(saved) >= len(scenarios) // 2  # most hang-ups land after the question is read
+
+
+async def test_a_reader_on_the_other_process_outlasts_model_silence(
+    pair, owner_token, upstream, clean_logs
+):
+    first, second = pair
+    # 8 s of silence, then the answer goes on; and 10 s of silence cut by a 7 s timeout.
+    resumes = upstream.script(
+        tokens=[f"r{i} " for i in range(8)], pace=0.02, stall_after_tokens=3, stall_mid=8
+    )
+    times_out = upstream.script(
+        tokens=[f"t{i} " for i in range(8)], pace=0.02, stall_after_tokens=3, stall_mid=10
+    )
+
+    async def ask_then_resume_elsewhere(scenario, model: str):
+        async with (
+            httpx.AsyncClient(base_url=first.url, timeout=30) as on_a,
+            httpx.AsyncClient(base_url=second.url, timeout=30) as on_b,
+        ):
+            question = {"question": f"quiet {scenario.tag}", "model": model}
+            seen = await stream_chat(on_a, owner_token, question, on_event=_hang_up_after(2))
+            rest = await resume_chat(on_b, owner_token, seen.start["record_id"], seen.events[-1].id)
+        return seen, rest
+
+    (seen, rest), (seen_t, rest_t) = await asyncio.gather(
+        ask_then_resume_elsewhere(resumes, "test-patient"),
+        ask_then_resume_elsewhere(times_out, "test-seven"),
+    )
+
+    assert rest.pings >= 1  # pings kept flowing through the silence
+    assert rest.saw_done_marker
+    assert [e.id for e in seen.events + rest.events] == list(range(1, rest.events[-1].id + 1))
+    assert seen.text + rest.text == resumes.text
+    assert rest.done["status"] == "done"
+    assert rest_t.saw_done_marker
+    assert [e.event for e in rest_t.events[-2:]] == ["error", "done"]
+    assert rest_t.of_type("error")[0].data["code"] == "upstream_timeout"
+    assert rest_t.done["status"] == "error"
+    record = await ChatRecord.objects.aget(pk=rest_t.done["record_id"])
+    assert (record.status, record.answer) == ("error", seen_t.text + rest_t.text)
+
+
+@needs_redis
+async def test_readers_on_the_other_process_end_cleanly_when_the_generating_one_is_killed(
+    start_server, pair, owner_token, upstream, clean_logs
+):
+    _, second = pair
+    # A long grace: the doomed process must die with its answers open.
+    doomed = start_server(software="uvicorn", **{**pair_env(upstream),
+                                                 "CHAT_DETACH_GRACE_SECONDS": "60"})  # fmt: skip
+    watch = LogWatch(second)
+    read_live = upstream.script(tokens=[f"k{i} " for i in range(400)], pace=0.03)
+    read_later = upstream.script(tokens=[f"j{i} " for i in range(400)], pace=0.03)
+    async with (
+        httpx.AsyncClient(base_url=doomed.url, timeout=30) as on_a,
+        httpx.AsyncClient(base_url=second.url, timeout=60) as on_b,
+    ):
+        seen = await stream_chat(
+            on_a, owner_token, {"question": f"live {read_live.tag}"}, on_event=_hang_up_after(3)
+        )
+        later = await stream_chat(
+            on_a, owner_token, {"question": f"later {read_later.tag}"}, on_event=_hang_up_after(3)
+        )
+        twenty_more = asyncio.Event()
+
+        def count(event, transcript):
+            if len(transcript.of_type("delta")) >= 20:
+                twenty_more.set()
+
+        record_id = seen.start["record_id"]
+        reading = asyncio.create_task(
+            resume_chat(on_b, owner_token, record_id, seen.events[-1].id, on_event=count)
+        )
+        await asyncio.wait_for(twenty_more.wait(), 10)
+        doomed.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        assert doomed.wait_exit(5) is not None
+        rest = await asyncio.wait_for(reading, 60)
+        ended_after = rest.events[-1].received_at - killed_at
+
+        # A reader arriving after the reaper closed the other answer gets its events too.
+        await sync_to_async(call_command)("reap_streams", "--stale-after", "1")
+        replay = await resume_chat(on_b, owner_token, later.start["record_id"], 0)
+
+    print(f"reader on B ended {ended_after:.2f} s after A was SIGKILLed")
+    assert ended_after < REAP_AFTER_SECONDS + 2 * CHECKPOINT_SECONDS + 3
+    for transcript in (rest, replay):
+        assert transcript.status_code == 200
+        assert transcript.saw_done_marker
+        assert [e.event for e in transcript.events[-2:]] == ["error", "done"]
+        assert transcript.of_type("error")[0].data["code"] == "server_lost"
+        assert transcript.done["status"] == "interrupted"
+        assert transcript.done["error_code"] == "server_lost"
+    assert [e.id for e in seen.events + rest.events] == list(range(1, rest.events[-1].id + 1))
+    record = await ChatRecord.objects.aget(pk=record_id)
+    assert (record.status, record.error_code) == ("interrupted", "server_lost")
+    assert record.answer == seen.text + rest.text  # what the reader saw is what is saved
+    assert [e.id for e in replay.events] == list(range(1, replay.events[-1].id + 1))
+    reaped = await ChatRecord.objects.aget(pk=later.start["record_id"])
+    assert (reaped.status, reaped.error_code) == ("interrupted", "server_lost")
+    assert reaped.answer == replay.text
+    assert read_later.text.startswith(replay.text)
+    watch.assert_clean()
