@@ -269,3 +269,20 @@ async def test_sigterm_refuses_new_streams_and_drains_running_ones(
     assert not await ChatRecord.objects.filter(question="too late").aexists()
     # The model clients' connections are closed, not left to the collector to complain.
     assert "Unclosed" not in server.log_text()
+
+
+async def test_a_refused_resume_is_logged_once(start_server, owner, owner_token):
+    # With DEBUG on, Django's own console handler printed each warning a second time.
+    server = start_server(DEBUG="1")
+    session = await ChatSession.objects.acreate(owner=owner)
+    finished = await ChatRecord.objects.acreate(
+        session=session, owner=owner, question="old", answer="kept", status="done"
+    )
+    path = f"/api/chat/records/{finished.pk}/events"
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        response = await client.get(path, headers={"Authorization": f"Bearer {owner_token}"})
+
+    assert response.status_code == 410
+    logged = [line for line in server.log_text().splitlines() if f"Gone: {path}" in line]
+    assert len(logged) == 1, logged
+    assert "WARNING django.request" in logged[0]
