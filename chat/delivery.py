@@ -38,27 +38,24 @@ class EventStream:
         if generation is None:
             raise StopAsyncIteration
         try:
-            return await self._next_frames(generation)
+            while True:
+                if self._sent < len(generation.log):
+                    # Frames that piled up while the client was being written to go out as
+                    # one write; each is still a complete SSE frame.
+                    pending = generation.log.frames_after(self._sent)
+                    self._sent += len(pending)
+                    self._delivered_done = pending[-1] == events.DONE_FRAME
+                    return b"".join(pending)
+                if generation.finished:
+                    if self._delivered_done:
+                        raise StopAsyncIteration
+                    self._delivered_done = True  # the client claimed an id past the end
+                    return events.DONE_FRAME
+                if not await generation.wait_for_frames(after=self._sent):
+                    return events.PING_FRAME
         except BaseException:  # the end, or the client left (Django cancels us)
             self._let_go()
             raise
-
-    async def _next_frames(self, generation: Generation) -> bytes:
-        while True:
-            if self._sent < len(generation.log):
-                # Frames that piled up while the client was being written to go out as
-                # one write; each is still a complete SSE frame.
-                pending = generation.log.frames_after(self._sent)
-                self._sent += len(pending)
-                self._delivered_done = pending[-1] == events.DONE_FRAME
-                return b"".join(pending)
-            if generation.finished:
-                if self._delivered_done:
-                    raise StopAsyncIteration
-                self._delivered_done = True  # the client claimed an id past the end
-                return events.DONE_FRAME
-            if not await generation.wait_for_frames(after=self._sent):
-                return events.PING_FRAME
 
     async def aclose(self) -> None:
         self._let_go()

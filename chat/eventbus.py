@@ -8,7 +8,10 @@
 - `POST .../stop` on any process publishes `stop` on `<prefix>:control`; the generating
   process listens.
 - A client reading the log from another process keeps `<prefix>:attached:<id>` alive,
-  so the generating process does not take the answer for abandoned.
+  so the generating process does not take the answer for abandoned. Its blocking reads
+  stay well within the client's socket timeout, however long the model is silent; if the
+  generating process dies, the reader's process ends the log for every reader
+  (`log_end`, called from `chat.lifecycle.answer_end_if_lost`).
 
 Without Redis (the embedded default) there is one process and none of this is needed.
 """

@@ -5,7 +5,9 @@ upstream call, the answer text and the single save at the end; responses only re
 event log. A client that hangs up detaches from the log but does not cancel the answer:
 generation goes on, and a client may resume from any event id. Only when no client has
 been attached for `CHAT_DETACH_GRACE_SECONDS` is the upstream call cancelled and the
-partial answer saved as `interrupted`.
+partial answer saved as `interrupted`. A client that hangs up before reading anything,
+even while its question is being saved, leaves such a detached answer too
+(`generation_open`): once saved, a question is answered.
 """
 
 import asyncio
