@@ -54,11 +54,14 @@ def pair_env(upstream) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def pair(start_server, upstream):
-    """Process A (uvicorn, the production launcher) and process B (daphne)."""
+    """Process A (uvicorn, the production launcher) and process B (daphne); stopped after
+    this module, so that their quick reaper never meets the records of later tests."""
     env = pair_env(upstream)
     first = start_server(software="uvicorn", **env)
     second = start_server(**env) if os.environ.get("REDIS_URL") else first
-    return first, second
+    yield first, second
+    for server in {first, second}:
+        server.stop()
 
 
 class LogWatch:
