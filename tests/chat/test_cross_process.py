@@ -20,7 +20,7 @@ from django.core.management import call_command
 from chat.models import ChatRecord
 from tests.conftest import live_models
 from tests.support import chaos
-from tests.support.live import hang_up_after_sending, resume_chat, stream_chat
+from tests.support.live import hang_up_after, hang_up_after_sending, resume_chat, stream_chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,13 +83,6 @@ def clean_logs(pair):
     watch.assert_clean()
 
 
-def _hang_up_after(deltas: int):
-    def on_event(event, transcript):
-        return event.event == "delta" and len(transcript.of_type("delta")) == deltas
-
-    return on_event
-
-
 async def test_a_client_hanging_up_while_its_question_is_saved_leaves_no_open_record(
     pair, owner_token, upstream, clean_logs
 ):
@@ -146,7 +139,7 @@ async def test_a_reader_on_the_other_process_outlasts_model_silence(
             httpx.AsyncClient(base_url=second.url, timeout=30) as on_b,
         ):
             question = {"question": f"quiet {scenario.tag}", "model": model}
-            seen = await stream_chat(on_a, owner_token, question, on_event=_hang_up_after(2))
+            seen = await stream_chat(on_a, owner_token, question, on_event=hang_up_after(2))
             rest = await resume_chat(on_b, owner_token, seen.start["record_id"], seen.events[-1].id)
         return seen, rest
 
@@ -184,10 +177,10 @@ async def test_readers_on_the_other_process_end_cleanly_when_the_generating_one_
         httpx.AsyncClient(base_url=second.url, timeout=60) as on_b,
     ):
         seen = await stream_chat(
-            on_a, owner_token, {"question": f"live {read_live.tag}"}, on_event=_hang_up_after(3)
+            on_a, owner_token, {"question": f"live {read_live.tag}"}, on_event=hang_up_after(3)
         )
         later = await stream_chat(
-            on_a, owner_token, {"question": f"later {read_later.tag}"}, on_event=_hang_up_after(3)
+            on_a, owner_token, {"question": f"later {read_later.tag}"}, on_event=hang_up_after(3)
         )
         twenty_more = asyncio.Event()
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.support.live import hang_up_after_sending, resume_chat, stream_chat
+from tests.support.live import hang_up_after, hang_up_after_sending, resume_chat, stream_chat
 from tests.support.sse import StreamTranscript
 from tests.support.upstream import FakeUpstream, Scenario
 
@@ -101,13 +101,6 @@ def draws(seed: int, per_pair: int) -> list[Draw]:
     ]
 
 
-def _after_deltas(count: int):
-    def on_event(event, transcript):
-        return event.event == "delta" and len(transcript.of_type("delta")) == count
-
-    return on_event
-
-
 async def play(draw: Draw, *, question: str, token: str, asked, other) -> None:
     """One client's part, against `asked` (an httpx client) and `other` (the other process)."""
     body = {"question": question, "model": FAULTS[draw.fault][2]}
@@ -120,7 +113,7 @@ async def play(draw: Draw, *, question: str, token: str, asked, other) -> None:
     if draw.client == "stop_elsewhere":
         await _ask_and_stop(draw, body=body, token=token, asked=asked, other=other)
         return
-    first = await stream_chat(asked, token, body, on_event=_after_deltas(draw.deltas))
+    first = await stream_chat(asked, token, body, on_event=hang_up_after(draw.deltas))
     draw.transcripts.append(first)
     if draw.client == "resume_elsewhere" and not first.saw_done_marker:
         await asyncio.sleep(draw.pause)

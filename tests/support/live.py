@@ -157,6 +157,15 @@ async def stream_chat(
     )
 
 
+def hang_up_after(deltas: int) -> Callable:
+    """An `on_event` that hangs up once this many deltas have arrived."""
+
+    def on_event(event, transcript) -> bool:
+        return event.event == "delta" and len(transcript.of_type("delta")) == deltas
+
+    return on_event
+
+
 async def hang_up_after_sending(url: str, token: str, body: dict, *, delay: float) -> None:
     """Send a question over a plain socket and close it `delay` seconds later, reading
     nothing: a user who taps send and leaves the page."""
