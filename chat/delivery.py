@@ -11,33 +11,59 @@ from collections.abc import AsyncIterator
 from django.conf import settings
 from django.http import StreamingHttpResponse
 
-from chat import eventbus, events
+from chat import eventbus, events, lifecycle
 from chat.generation import Generation
 
 
-async def event_stream(generation: Generation, *, after: int = 0) -> AsyncIterator[bytes]:
-    """The generation's frames after event id `after`; leaving early detaches from it."""
-    sent, delivered_done = after, False
-    generation.attach()
-    try:
-        while True:
-            if sent < len(generation.log):
-                # Frames that piled up while the client was being written to go out as
-                # one write; each is still a complete SSE frame.
-                pending = generation.log.frames_after(sent)
-                sent += len(pending)
-                delivered_done = pending[-1] == events.DONE_FRAME
-                yield b"".join(pending)
-            elif generation.finished:
-                if not delivered_done:
-                    # The client claimed an id past the end: it has every event.
-                    yield events.DONE_FRAME
-                return
-            elif not await generation.wait_for_frames(after=sent):
-                yield events.PING_FRAME
-    finally:
-        # Runs on normal end and when the client disconnects (Django cancels us).
-        generation.detach()
+class EventStream:
+    """One response's reading of a generation's frames after event id `after`.
+
+    It holds the generation from the moment it exists until it ends or is closed (`aclose`,
+    which the stream lane calls however the response ends, even before its first frame):
+    a response that a hang-up cancels before it ever reads still lets go of its answer,
+    whose grace period then runs as for any dropped client."""
+
+    __slots__ = ("_delivered_done", "_generation", "_sent")
+
+    def __init__(self, generation: Generation, *, after: int) -> None:
+        self._generation: Generation | None = generation
+        self._sent = after
+        self._delivered_done = False
+
+    def __aiter__(self) -> "EventStream":
+        return self
+
+    async def __anext__(self) -> bytes:
+        generation = self._generation
+        if generation is None:
+            raise StopAsyncIteration
+        try:
+            while True:
+                if self._sent < len(generation.log):
+                    # Frames that piled up while the client was being written to go out as
+                    # one write; each is still a complete SSE frame.
+                    pending = generation.log.frames_after(self._sent)
+                    self._sent += len(pending)
+                    self._delivered_done = pending[-1] == events.DONE_FRAME
+                    return b"".join(pending)
+                if generation.finished:
+                    if self._delivered_done:
+                        raise StopAsyncIteration
+                    self._delivered_done = True  # the client claimed an id past the end
+                    return events.DONE_FRAME
+                if not await generation.wait_for_frames(after=self._sent):
+                    return events.PING_FRAME
+        except BaseException:  # the end, or the client left (Django cancels us)
+            self._let_go()
+            raise
+
+    async def aclose(self) -> None:
+        self._let_go()
+
+    def _let_go(self) -> None:
+        if self._generation is not None:
+            self._generation.detach()
+            self._generation = None
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -58,10 +84,24 @@ def _sse_response(content: AsyncIterator[bytes], record_id: int) -> StreamingHtt
     return response
 
 
-def event_stream_response(generation: Generation, *, after: int = 0) -> StreamingHttpResponse:
-    return _sse_response(event_stream(generation, after=after), generation.record_id)
+def answer_response(generation: Generation) -> StreamingHttpResponse:
+    """The asker's response: it takes over the hold `generation_start` took for it."""
+    return _sse_response(EventStream(generation, after=0), generation.record_id)
+
+
+def resumed_response(generation: Generation, *, after: int) -> StreamingHttpResponse:
+    generation.attach()
+    return _sse_response(EventStream(generation, after=after), generation.record_id)
 
 
 def mirrored_stream_response(record_id: int, *, after: int) -> StreamingHttpResponse:
-    frames = eventbus.read_log(record_id, after=after, ping_seconds=settings.CHAT_PING_SECONDS)
+    """A resume on a process that does not generate the answer: its log in Redis, ended
+    for the reader if the generating process is found gone (`lifecycle`)."""
+
+    async def on_quiet() -> None:
+        await lifecycle.answer_end_if_lost(record_id)
+
+    frames = eventbus.read_log(
+        record_id, after=after, ping_seconds=settings.CHAT_PING_SECONDS, on_quiet=on_quiet
+    )
     return _sse_response(frames, record_id)

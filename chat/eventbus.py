@@ -8,19 +8,24 @@
 - `POST .../stop` on any process publishes `stop` on `<prefix>:control`; the generating
   process listens.
 - A client reading the log from another process keeps `<prefix>:attached:<id>` alive,
-  so the generating process does not take the answer for abandoned.
+  so the generating process does not take the answer for abandoned. Its blocking reads
+  stay well within the client's socket timeout, however long the model is silent; if the
+  generating process dies, the reader's process ends the log for every reader
+  (`log_end`, called from `chat.lifecycle.answer_end_if_lost`).
 
 Without Redis (the embedded default) there is one process and none of this is needed.
 """
 
 import asyncio
+import enum
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.exceptions import ResponseError, WatchError
 
 from chat import events
 from chat.event_log import EventLog
@@ -33,6 +38,12 @@ _ATTACH_TTL_SECONDS = 10
 _ATTACH_REFRESH_SECONDS = 3
 _MIRROR_REQUEST_WAIT_SECONDS = 1.5
 _MAX_CONNECTIONS = 1000  # blocking readers hold one each; beyond this, callers wait
+# A Redis call with no reply for this long fails (set here, not left to the library: redis-py
+# 8 made it 5 s). A blocking read asks Redis to answer within half of it, so that a quiet
+# log never looks like a dead connection; a REDIS_URL's own `socket_timeout` is honoured.
+_SOCKET_TIMEOUT_SECONDS = 5.0
+# A reader whose log has been quiet this long asks whether the answer's process is gone.
+_QUIET_CHECK_SECONDS = 1.0
 
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = (
     weakref.WeakKeyDictionary()
@@ -48,11 +59,20 @@ def client() -> aioredis.Redis:
     redis = _clients.get(loop)
     if redis is None:
         pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, max_connections=_MAX_CONNECTIONS, timeout=10
+            settings.REDIS_URL,
+            max_connections=_MAX_CONNECTIONS,
+            timeout=10,
+            socket_timeout=_SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=_SOCKET_TIMEOUT_SECONDS,
         )
         redis = aioredis.Redis(connection_pool=pool)
         _clients[loop] = redis
     return redis
+
+
+def _longest_block_seconds(redis: aioredis.Redis) -> float:
+    timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
+    return (timeout or _SOCKET_TIMEOUT_SECONDS) / 2
 
 
 def _key(name: str) -> str:
@@ -89,7 +109,15 @@ async def mirror_log(record_id: int, log: EventLog, wait: Callable) -> None:
             for offset, frame in enumerate(pending, start=sent + 1):
                 pipe.xadd(key, {"f": frame}, id=f"{offset}-0")
             pipe.expire(key, _LIVE_LOG_TTL_SECONDS)
-            await pipe.execute()
+            try:
+                await pipe.execute()
+            except ResponseError:
+                if await _log_ending(client(), key, f"{sent}-0") is not _Ending.UNREAD:
+                    raise
+                # A reader on another process found this answer's heartbeat stale and
+                # ended its log (`log_end`): the log stays as they ended it.
+                logger.warning("record %s: its log was ended by another process", record_id)
+                return
             sent += len(pending)
         if log.ended and sent == len(log):
             await client().expire(key, settings.CHAT_REPLAY_TTL_SECONDS)
@@ -147,42 +175,108 @@ async def log_found(record_id: int) -> bool:
     return False
 
 
-async def read_log(record_id: int, *, after: int, ping_seconds: float) -> AsyncIterator[bytes]:
+async def read_log(
+    record_id: int, *, after: int, ping_seconds: float, on_quiet: Callable[[], Awaitable[None]]
+) -> AsyncIterator[bytes]:
     """Frames after event id `after`, replayed then live, ending with `[DONE]`.
 
-    Yields `events.PING_FRAME` after each quiet `ping_seconds`.
+    While the log is quiet, yields `events.PING_FRAME` after each `ping_seconds` without a
+    frame, and awaits `on_quiet()` about once a second (it may end the log: `log_end`).
     """
     redis, key, last_id = client(), log_key(record_id), f"{after}-0"
-    refreshed_at, block_ms = 0.0, None  # the first read does not wait
+    longest_block = _longest_block_seconds(redis)
+    refreshed_at = checked_at = 0.0
+    last_frame_at = pinged_at = time.monotonic()
+    block_ms = None  # no waiting while there are frames to catch up on
     while True:
         if time.monotonic() - refreshed_at > _ATTACH_REFRESH_SECONDS:
             await redis.set(attached_key(record_id), b"1", ex=_ATTACH_TTL_SECONDS)
             refreshed_at = time.monotonic()
         reply = await redis.xread({key: last_id}, count=500, block=block_ms)
-        if not reply:
-            ended = await _log_ended(redis, key)
-            if ended is not None:
-                # Expired, or ended before the client's id: it has every event there is.
-                if ended:
-                    yield events.DONE_FRAME
-                await redis.delete(attached_key(record_id))
-                return
-            if block_ms is not None:
-                yield events.PING_FRAME
-            block_ms = int(ping_seconds * 1000)
+        if reply:
+            for entry_id, fields in reply[0][1]:
+                last_id = entry_id
+                frame = fields[b"f"]
+                yield frame
+                if frame == events.DONE_FRAME:
+                    await redis.delete(attached_key(record_id))
+                    return
+            last_frame_at = pinged_at = time.monotonic()
+            block_ms = None
             continue
-        for entry_id, fields in reply[0][1]:
-            last_id = entry_id
-            frame = fields[b"f"]
-            yield frame
-            if frame == events.DONE_FRAME:
-                await redis.delete(attached_key(record_id))
-                return
+        ending = await _log_ending(redis, key, last_id)
+        if ending is _Ending.UNREAD:
+            continue  # the log grew between the two reads
+        if ending is not _Ending.GROWING:
+            # Ended before the client's id (it has every event there is), or expired.
+            if ending is _Ending.ENDED:
+                yield events.DONE_FRAME
+            await redis.delete(attached_key(record_id))
+            return
+        now = time.monotonic()
+        if now - pinged_at >= ping_seconds:
+            yield events.PING_FRAME
+            pinged_at = now
+        if now - max(last_frame_at, checked_at) >= _QUIET_CHECK_SECONDS:
+            await on_quiet()
+            checked_at = time.monotonic()
+        check_due = max(last_frame_at, checked_at) + _QUIET_CHECK_SECONDS
+        next_due = min(pinged_at + ping_seconds, check_due)
+        block_ms = max(1, int(min(next_due - time.monotonic(), longest_block) * 1000))
 
 
-async def _log_ended(redis: aioredis.Redis, key: str) -> bool | None:
-    """True if the log ends with `[DONE]`, False if it is gone, None if still growing."""
+class _Ending(enum.Enum):
+    GROWING = "growing"  # nothing after the reader's id yet
+    UNREAD = "unread"  # frames after the reader's id arrived meanwhile
+    ENDED = "ended"  # ends with `[DONE]`, at or before the reader's id
+    GONE = "gone"  # expired, or never mirrored
+
+
+async def _log_ending(redis: aioredis.Redis, key: str, last_id: bytes | str) -> _Ending:
+    """Where a log stands after a read past `last_id` brought nothing."""
     last = await redis.xrevrange(key, count=1)
     if not last:
-        return False
-    return True if last[0][1][b"f"] == events.DONE_FRAME else None
+        return _Ending.GONE
+    entry_id, fields = last[0]
+    if _event_id(entry_id) > _event_id(last_id):
+        return _Ending.UNREAD
+    return _Ending.ENDED if fields[b"f"] == events.DONE_FRAME else _Ending.GROWING
+
+
+def _event_id(entry_id: bytes | str) -> int:
+    if isinstance(entry_id, bytes):
+        entry_id = entry_id.decode()
+    return int(entry_id.partition("-")[0])
+
+
+# --- Ending a log whose process is gone ---------------------------------------------------
+
+
+async def log_text(record_id: int) -> str:
+    """The answer text in a log: what its process had generated when it last mirrored."""
+    entries = await client().xrange(log_key(record_id))
+    return "".join(events.delta_text(fields[b"f"]) for _, fields in entries)
+
+
+async def log_end(record_id: int, endings: list[tuple[str, dict]]) -> bool:
+    """Append these events and `[DONE]` to a log that has not ended; False if it had, or
+    if it changed meanwhile (its process was alive after all, or another reader ended it).
+    """
+    key = log_key(record_id)
+    async with client().pipeline(transaction=True) as pipe:
+        try:
+            await pipe.watch(key)
+            last = await pipe.xrevrange(key, count=1)
+            if not last or last[0][1][b"f"] == events.DONE_FRAME:
+                return False
+            next_id = _event_id(last[0][0]) + 1
+            pipe.multi()
+            for event_id, (event_type, payload) in enumerate(endings, start=next_id):
+                frame = events.event_frame(event_id, event_type, payload)
+                pipe.xadd(key, {"f": frame}, id=f"{event_id}-0")
+            pipe.xadd(key, {"f": events.DONE_FRAME}, id=f"{next_id + len(endings)}-0")
+            pipe.expire(key, settings.CHAT_REPLAY_TTL_SECONDS)
+            await pipe.execute()
+        except WatchError:
+            return False
+    return True

@@ -5,12 +5,16 @@ upstream call, the answer text and the single save at the end; responses only re
 event log. A client that hangs up detaches from the log but does not cancel the answer:
 generation goes on, and a client may resume from any event id. Only when no client has
 been attached for `CHAT_DETACH_GRACE_SECONDS` is the upstream call cancelled and the
-partial answer saved as `interrupted`.
+partial answer saved as `interrupted`. A client that hangs up before reading anything,
+even while its question is being saved, leaves such a detached answer too
+(`generation_open`): once saved, a question is answered.
 """
 
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from django.conf import settings
 
@@ -283,21 +287,17 @@ class Generation:
         )
 
     def _done_payload(self, outcome: TurnOutcome) -> dict:
-        prompt, completion = outcome.prompt_tokens, outcome.completion_tokens
-        total = prompt + completion if prompt is not None and completion is not None else None
-        return {
-            "record_id": self.record_id,
-            "session_id": self.session_id,
-            "status": outcome.status,
-            "finish_reason": self._finish_reason,
-            "error_code": outcome.error_code or None,
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": total,
-            },
-            "timings": {"first_token_ms": outcome.first_token_ms, "total_ms": self._elapsed_ms()},
-        }
+        return events.done_payload(
+            record_id=self.record_id,
+            session_id=self.session_id,
+            status=outcome.status,
+            finish_reason=self._finish_reason,
+            error_code=outcome.error_code,
+            prompt_tokens=outcome.prompt_tokens,
+            completion_tokens=outcome.completion_tokens,
+            first_token_ms=outcome.first_token_ms,
+            total_ms=self._elapsed_ms(),
+        )
 
 
 def _spawn(coroutine) -> asyncio.Task:
@@ -310,11 +310,45 @@ def _spawn(coroutine) -> asyncio.Task:
 _background: set[asyncio.Task] = set()
 
 
+async def generation_open(
+    turn_saving: Coroutine[Any, Any, OpenedTurn], *, spec: ModelSpec, started_at: float
+) -> Generation:
+    """Save the question (`turn_saving`) and start its answer: once saved, it is answered.
+
+    A client may hang up at any moment, and Django then cancels the view. Cancelled while
+    the question was being saved (a database thread finishes its INSERT regardless), the
+    view would leave a `pending` record that nothing answers. So saving and starting run
+    as one task the view's cancellation does not reach; if the view is gone by the time the
+    answer starts, the answer is detached at once, as for a client that dropped: the grace
+    period runs, and the owner may resume it or find it in the history.
+    """
+
+    async def save_then_start() -> Generation:
+        turn = await turn_saving
+        return generation_start(turn=turn, spec=spec, started_at=started_at)
+
+    opening = _spawn(save_then_start())
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_detach_unclaimed)
+        raise
+
+
+def _detach_unclaimed(opening: asyncio.Task) -> None:
+    # The question was refused (its error had no one to go to) or never saved: nothing to do.
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().detach()
+
+
 def generation_start(*, turn: OpenedTurn, spec: ModelSpec, started_at: float) -> Generation:
+    """Start answering; the answer is attached to its asker until the asker's response
+    (`delivery.answer_response`) lets go of it."""
     from chat import lifecycle  # the process-wide loops start with the first answer
 
     lifecycle.ensure_running()
     generation = Generation(turn=turn, spec=spec, started_at=started_at)
+    generation.attach()
     _live[generation.record_id] = generation
     task = asyncio.create_task(generation.run(), name=f"generation-{generation.record_id}")
     task.add_done_callback(lambda _: _generation_ended(generation))

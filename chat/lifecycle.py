@@ -5,7 +5,9 @@
   checkpoint is what the reaper keeps.
 - The reaper closes records whose heartbeat went stale: at start-up (`manage.py
   reap_streams`, and chatproject/asgi.py), and every minute from every live process.
-- With Redis, stops published by any process reach the one generating.
+- With Redis, stops published by any process reach the one generating, and a reader on
+  another process whose answer's process died ends it for every reader, as soon as the
+  answer's heartbeat is as stale as the reaper's (`answer_end_if_lost`).
 - SIGTERM drains: new streams are refused (503 `server_draining`), running answers get
   `CHAT_DRAIN_SECONDS` to finish, the rest are saved `interrupted`, then the server stops.
 """
@@ -17,10 +19,12 @@ import sys
 
 from django.conf import settings
 
-from chat import eventbus
+from chat import eventbus, events
 from chat.generation import Status, generation_find, generation_live, generations_live
+from chat.models import ChatRecord
 from chat.providers import clients_close
-from chat.services import records_checkpoint, records_reap
+from chat.selectors import record_heartbeat_stale, record_status
+from chat.services import SERVER_LOST, record_lost_close, records_checkpoint, records_reap
 from chatproject.db import run_db
 
 logger = logging.getLogger(__name__)
@@ -74,6 +78,57 @@ async def checkpoint_live_answers() -> None:
     partial = {g.record_id: g.answer_so_far for g in generations_live() if not g.finished}
     if partial:
         await run_db(records_checkpoint, partial_answers=partial)
+
+
+# --- An answer read on another process than its own -------------------------------------
+
+_LOST_MESSAGE = "The server generating this answer stopped; the answer up to here is saved."
+
+
+async def answer_end_if_lost(record_id: int) -> None:
+    """Called while a reader on this process finds the answer's log in Redis quiet: if the
+    process generating it is gone (its heartbeat is older than CHAT_REAP_AFTER_SECONDS,
+    the reaper's test), close the record as the reaper does but with all the text its log
+    holds, and end the log with the record's outcome, so that every reader of it, here or
+    on any process, ends with `error` / `done` and `[DONE]`."""
+    try:
+        stale = await run_db(
+            record_heartbeat_stale,
+            record_id=record_id,
+            stale_after_seconds=settings.CHAT_REAP_AFTER_SECONDS,
+        )
+        if not stale:
+            return
+        text = await eventbus.log_text(record_id)
+        record = await run_db(record_lost_close, record_id=record_id, generated_text=text)
+        ended = await eventbus.log_end(record_id, _ending_events(record))
+    except Exception:  # the database or Redis is out of reach: the reader pings on
+        logger.exception("could not tell whether record %s lost its process", record_id)
+        return
+    if ended:
+        logger.warning("record %s lost its process; ended its log for its readers", record_id)
+
+
+def _ending_events(record: ChatRecord) -> list[tuple[str, dict]]:
+    """The events that end a record's log, from the record as saved."""
+    endings = []
+    if record.error_code:
+        message = _LOST_MESSAGE if record.error_code == SERVER_LOST else "The answer failed."
+        endings.append((events.ERROR, {"code": record.error_code, "message": message}))
+    lasted = record.finished_at - record.created_at if record.finished_at else None
+    payload = events.done_payload(
+        record_id=record.pk,
+        session_id=record.session_id,
+        status=record.status,
+        finish_reason=None,
+        error_code=record.error_code,
+        prompt_tokens=record.prompt_tokens,
+        completion_tokens=record.completion_tokens,
+        first_token_ms=record.first_token_ms,
+        total_ms=int(lasted.total_seconds() * 1000) if lasted else None,
+    )
+    endings.append((events.DONE, payload))
+    return endings
 
 
 async def reap_dead_answers() -> list[int]:
@@ -199,9 +254,6 @@ async def answer_stop(*, record_id: int) -> str | None:
 
 
 async def _status_once_closed(record_id: int) -> str | None:
-    from chat.models import ChatRecord
-    from chat.selectors import record_status
-
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _STOP_WAIT_SECONDS
     while True:

@@ -1,6 +1,9 @@
 """Reads: what the stream endpoint needs to know before it asks the model."""
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.utils import timezone
 
 from chat.models import ChatRecord, ChatSession
 
@@ -28,6 +31,13 @@ def record_get_owned(*, owner_id: int, record_id: int) -> ChatRecord | None:
 
 def record_status(*, record_id: int) -> str:
     return ChatRecord.objects.filter(pk=record_id).values_list("status", flat=True).get()
+
+
+def record_heartbeat_stale(*, record_id: int, stale_after_seconds: float) -> bool:
+    """Whether the process generating this record stopped refreshing its heartbeat this
+    long ago: the reaper's test of a dead process."""
+    cutoff = timezone.now() - timedelta(seconds=stale_after_seconds)
+    return ChatRecord.objects.filter(pk=record_id, heartbeat_at__lt=cutoff).exists()
 
 
 def context_messages(*, session: ChatSession | None, question: str) -> list[dict]:

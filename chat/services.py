@@ -24,6 +24,8 @@ from chat.turn_store import (
 from chatproject.errors import ApplicationError
 
 _TITLE_LENGTH = 30
+# The error code of a record whose generating process died.
+SERVER_LOST = "server_lost"
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,25 @@ def records_reap(*, stale_after_seconds: float, exclude_ids: Iterable[int] = ())
     with transaction.atomic():
         ids = list(stale.select_for_update().values_list("pk", flat=True))
         ChatRecord.objects.filter(pk__in=ids, status__in=OPEN_STATUSES).update(
-            status=ChatRecord.Status.INTERRUPTED, error_code="server_lost", finished_at=now
+            status=ChatRecord.Status.INTERRUPTED, error_code=SERVER_LOST, finished_at=now
         )
     return ids
+
+
+def record_lost_close(*, record_id: int, generated_text: str) -> ChatRecord:
+    """Close one record whose process died, as the reaper does, but keep the longer of its
+    checkpoint and `generated_text`: the text of its event log in Redis, which the process
+    mirrored up to its last 20 ms where the checkpoint may be seconds old (both are the
+    start of the same answer). A record the reaper closed first gets the longer text too;
+    a record closed any other way is left as it is. Returns the record as saved."""
+    with transaction.atomic():
+        record = ChatRecord.objects.select_for_update().get(pk=record_id)
+        if record.status not in OPEN_STATUSES and record.error_code != SERVER_LOST:
+            return record
+        if len(generated_text) > len(record.answer):
+            record.answer = generated_text
+        record.status = ChatRecord.Status.INTERRUPTED
+        record.error_code = SERVER_LOST
+        record.finished_at = record.finished_at or timezone.now()
+        record.save(update_fields=["answer", "status", "error_code", "finished_at"])
+    return record

@@ -8,8 +8,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import owner_id_for_token, signed_bearer_token
 from chat import eventbus, lifecycle
-from chat.delivery import event_stream_response, mirrored_stream_response
-from chat.generation import generation_find, generation_start
+from chat.delivery import answer_response, mirrored_stream_response, resumed_response
+from chat.generation import generation_find, generation_open
 from chat.models import ChatRecord
 from chat.selectors import record_get_owned
 from chat.services import OpenedTurn, turn_open
@@ -65,14 +65,17 @@ async def chat_stream(request: HttpRequest) -> HttpResponseBase:
             raise ApplicationError(
                 "server_draining", "This server is restarting; retry in a moment.", status=503
             )
-        turn = await run_db(_authenticated_turn_open, token, params)
+        generation = await generation_open(
+            run_db(_authenticated_turn_open, token, params),
+            spec=params.spec,
+            started_at=started_at,
+        )
     except ApplicationError as error:
         response = application_error_response(error)
         if error.code == "server_draining":
             response["Retry-After"] = "1"
         return response
-    generation = generation_start(turn=turn, spec=params.spec, started_at=started_at)
-    return event_stream_response(generation)
+    return answer_response(generation)
 
 
 @csrf_exempt
@@ -89,7 +92,7 @@ async def record_events(request: HttpRequest, record_id: int) -> HttpResponseBas
         record = await run_db(_authenticated_record, token, record_id)
         generation = generation_find(record.pk)
         if generation is not None:
-            return event_stream_response(generation, after=after)
+            return resumed_response(generation, after=after)
         if eventbus.enabled() and await eventbus.log_found(record.pk):
             return mirrored_stream_response(record.pk, after=after)
         if record.is_finished:

@@ -80,8 +80,9 @@ class StreamLaneASGIHandler(ASGIHandler):
         if frames is None:
             await super().send_response(response, send)
             return
-        await send(_response_start(response))
+        # Closed however the response ends, even if the client leaves before the first frame.
         async with aclosing(frames):
+            await send(_response_start(response))
             async for frame in frames:
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body"})

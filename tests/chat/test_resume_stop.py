@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 from django.core.management import call_command
 
 from chat.models import ChatRecord, ChatSession
-from tests.support.live import resume_chat, stream_chat
+from tests.support.live import hang_up_after, resume_chat, stream_chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,13 +23,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 async def other_client(other_server):
     async with httpx.AsyncClient(base_url=other_server.url, timeout=30) as client:
         yield client
-
-
-def _hang_up_after(deltas: int):
-    def on_event(event, transcript):
-        return event.event == "delta" and len(transcript.of_type("delta")) == deltas
-
-    return on_event
 
 
 async def _record(record_id: int) -> ChatRecord:
@@ -62,7 +55,7 @@ async def test_resume_mid_answer_on_the_other_process_continues_live(
     tokens = [f"t{i} " for i in range(30)]
     scenario = upstream.script(tokens=tokens, pace=0.04)
     first = await stream_chat(
-        live_client, owner_token, {"question": f"drop {scenario.tag}"}, on_event=_hang_up_after(5)
+        live_client, owner_token, {"question": f"drop {scenario.tag}"}, on_event=hang_up_after(5)
     )
     last_seen = first.events[-1].id
 
@@ -129,7 +122,7 @@ async def test_no_client_for_the_grace_period_cancels_the_upstream(
     aborted_before = upstream.aborted_streams
 
     gone = await stream_chat(
-        live_client, owner_token, {"question": f"grace {scenario.tag}"}, on_event=_hang_up_after(3)
+        live_client, owner_token, {"question": f"grace {scenario.tag}"}, on_event=hang_up_after(3)
     )
     hung_up_at = time.monotonic()
 
@@ -206,7 +199,7 @@ async def test_sigkill_mid_stream_leaves_a_record_the_reaper_closes(
     )
     async with httpx.AsyncClient(base_url=doomed_server.url, timeout=30) as client:
         seen = await stream_chat(
-            client, owner_token, {"question": f"doomed {slow.tag}"}, on_event=_hang_up_after(1)
+            client, owner_token, {"question": f"doomed {slow.tag}"}, on_event=hang_up_after(1)
         )
         await asyncio.sleep(1.0)  # a few checkpoints (every 0.3 s) go by
         doomed_server.send_signal(signal.SIGKILL)
@@ -269,3 +262,20 @@ async def test_sigterm_refuses_new_streams_and_drains_running_ones(
     assert not await ChatRecord.objects.filter(question="too late").aexists()
     # The model clients' connections are closed, not left to the collector to complain.
     assert "Unclosed" not in server.log_text()
+
+
+async def test_a_refused_resume_is_logged_once(start_server, owner, owner_token):
+    # With DEBUG on, Django's own console handler printed each warning a second time.
+    server = start_server(DEBUG="1")
+    session = await ChatSession.objects.acreate(owner=owner)
+    finished = await ChatRecord.objects.acreate(
+        session=session, owner=owner, question="old", answer="kept", status="done"
+    )
+    path = f"/api/chat/records/{finished.pk}/events"
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        response = await client.get(path, headers={"Authorization": f"Bearer {owner_token}"})
+
+    assert response.status_code == 410
+    logged = [line for line in server.log_text().splitlines() if f"Gone: {path}" in line]
+    assert len(logged) == 1, logged
+    assert "WARNING django.request" in logged[0]

@@ -1,6 +1,7 @@
 """A real ASGI server process (daphne on uvloop, or uvicorn) for end-to-end tests, and a
 client for its streams."""
 
+import asyncio
 import json
 import os
 import socket
@@ -154,6 +155,33 @@ async def stream_chat(
         headers={"Content-Type": "application/json", **(headers or {})},
         on_event=on_event,
     )
+
+
+def hang_up_after(deltas: int) -> Callable:
+    """An `on_event` that hangs up once this many deltas have arrived."""
+
+    def on_event(event, transcript) -> bool:
+        return event.event == "delta" and len(transcript.of_type("delta")) == deltas
+
+    return on_event
+
+
+async def hang_up_after_sending(url: str, token: str, body: dict, *, delay: float) -> None:
+    """Send a question over a plain socket and close it `delay` seconds later, reading
+    nothing: a user who taps send and leaves the page."""
+    host, port = url.removeprefix("http://").split(":")
+    content = json.dumps(body).encode()
+    request = (
+        f"POST /api/chat/stream HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(content)}\r\n\r\n"
+    ).encode() + content
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(request)
+    await writer.drain()
+    await asyncio.sleep(delay)
+    writer.close()
+    await writer.wait_closed()
 
 
 async def resume_chat(
