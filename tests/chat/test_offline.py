@@ -57,7 +57,10 @@ async def test_deltas_within_the_coalescing_window_travel_together(owner_token, 
 
     deltas = transcript.of_type("delta")
     assert transcript.text == "".join(tokens)
-    assert deltas[0].data["text"] == tokens[0]  # the first token never waits
+    # The first delta never waits for its window: it carries what the model had produced
+    # when it was read (one token, a few on a busy machine), not a window's ~30.
+    first = deltas[0].data["text"]
+    assert first in {"".join(tokens[:count]) for count in range(1, 11)}
     if window_ms == 0:
         assert len(deltas) == len(tokens)
     else:
