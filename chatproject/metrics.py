@@ -125,16 +125,17 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _multiprocess_housekeeping(directory: str) -> None:
-    """Forget the live gauges of processes that died without saying so (a crash, SIGKILL);
-    say so for this one at exit."""
+def dead_processes_forget(directory: str) -> None:
+    """Remove the live gauges of processes that died without doing so (a crash, SIGKILL),
+    so that an answer they had open no longer counts as open. Counters stay: a total only
+    grows, whichever process counted it."""
     for path in Path(directory).glob("gauge_live*.db"):
         match = _LIVE_GAUGE_FILE.search(path.name)
         if match and not _process_alive(int(match.group(1))):
             with contextlib.suppress(FileNotFoundError):  # another process was faster
                 multiprocess.mark_process_dead(int(match.group(1)), directory)
-    atexit.register(multiprocess.mark_process_dead, os.getpid(), directory)
 
 
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    _multiprocess_housekeeping(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    dead_processes_forget(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    atexit.register(multiprocess.mark_process_dead, os.getpid())
