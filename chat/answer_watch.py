@@ -121,6 +121,8 @@ async def _renew_forever() -> None:
     while True:
         await asyncio.sleep(settings.CHAT_CHECKPOINT_SECONDS)
         held = [w.admission for w in _watched.values() if w.admission is not None]
+        if not held:
+            continue
         try:
             await asyncio.to_thread(limits.admissions_renew, held)
         except Exception:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from pythonjsonlogger.json import JsonFormatter as LibraryJsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 _user_id: ContextVar[int | None] = ContextVar("log_user_id", default=None)
 _record_id: ContextVar[int | None] = ContextVar("log_record_id", default=None)
@@ -111,23 +111,24 @@ class PlainFormatter(logging.Formatter):
         return redact(line)
 
 
-class JsonFormatter(LibraryJsonFormatter):
+class JsonFormatter(OrjsonFormatter):
     """One JSON object a line: time, level, logger, message, the ids, any `extra` fields,
-    and the traceback as one string."""
+    and the traceback as one string. Redacted as a whole line, once (what is redacted
+    contains no character that JSON escapes, and its replacement none either)."""
 
     def __init__(self) -> None:
         super().__init__(
             "{asctime}{levelname}{name}{message}",
             style="{",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            json_ensure_ascii=False,
         )
 
     def process_log_record(self, log_data: dict) -> dict:
         for name in ("user_id", "record_id"):
             if log_data.get(name) is None:
                 log_data.pop(name, None)
-        return {
-            name: redact(value) if isinstance(value, str) else value
-            for name, value in log_data.items()
-        }
+        log_data.pop("color_message", None)  # uvicorn's copy of the message for terminals
+        return log_data
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
