@@ -91,6 +91,13 @@ async def _ask(client: httpx.AsyncClient, token: str, question: str, **body) -> 
         return response
 
 
+async def _all_admitted(clients, token: str, label: str, count: int) -> None:
+    """`count` questions, alternating between the processes, every one admitted."""
+    for turn in range(count):
+        response = await _ask(clients[turn % 2], token, f"{label} {turn}")
+        assert response.status_code == 200, response.text
+
+
 def _assert_refused(response: httpx.Response, limit: str) -> int:
     """The refusal a client sees; its Retry-After in seconds."""
     assert response.status_code == 429, response.text
@@ -169,33 +176,24 @@ async def test_a_killed_process_holds_its_users_stream_slot_only_until_its_lease
 
 
 async def test_the_fourth_question_within_a_minute_waits_until_the_first_leaves_the_window(
-    clients, upstream
+    clients,
 ):
     token = await _token_for_new_user(
         concurrent_streams=0, questions_per_day=0, answer_tokens_per_day=0
     )
-    scenario = upstream.script(tokens=["ok"])
     first_at = time.monotonic()
-    for turn in range(3):
-        response = await _ask(clients[turn % 2], token, f"minute {turn} {scenario.tag}")
-        assert response.status_code == 200
+    await _all_admitted(clients, token, "minute", 3)
 
     retry_after = _assert_refused(await _ask(clients[1], token, "minute 3"), "questions_per_minute")
 
     assert 60 - (time.monotonic() - first_at) - 2 <= retry_after <= 60
 
 
-async def test_the_days_questions_run_out_until_midnight_in_the_servers_time_zone(
-    clients, upstream
-):
+async def test_the_days_questions_run_out_until_midnight_in_the_servers_time_zone(clients):
     token = await _token_for_new_user(
         concurrent_streams=0, questions_per_minute=0, answer_tokens_per_day=0
     )
-    scenario = upstream.script(tokens=["ok"])
-    for turn in range(4):
-        assert (
-            await _ask(clients[turn % 2], token, f"day {turn} {scenario.tag}")
-        ).status_code == 200
+    await _all_admitted(clients, token, "day", 4)
 
     retry_after = _assert_refused(await _ask(clients[0], token, "day 4"), "questions_per_day")
 
@@ -227,41 +225,34 @@ async def test_answer_tokens_count_as_reported_or_estimated_and_the_next_questio
     _assert_refused(refused, "answer_tokens_per_day")
 
 
-async def test_staff_values_for_one_user_raise_or_lift_a_limit_from_the_next_question(
-    clients, upstream
-):
+async def test_staff_values_for_one_user_raise_or_lift_a_limit_from_the_next_question(clients):
     token = await _token_for_new_user(
         concurrent_streams=0, questions_per_day=0, answer_tokens_per_day=0
     )
-    scenario = upstream.script(tokens=["ok"])
-    for turn in range(3):
-        assert (await _ask(clients[0], token, f"staff {turn} {scenario.tag}")).status_code == 200
+    await _all_admitted(clients, token, "staff", 3)
     _assert_refused(await _ask(clients[1], token, "staff, refused"), "questions_per_minute")
 
     user = await User.objects.aget(access_tokens__key_id=token.split(":")[0])
     user.limit_questions_per_minute = 5  # raised
     await user.asave(update_fields=["limit_questions_per_minute"])
-    for turn in range(3, 5):
-        assert (await _ask(clients[1], token, f"staff {turn} {scenario.tag}")).status_code == 200
+    await _all_admitted(clients, token, "staff, raised", 2)
     _assert_refused(await _ask(clients[0], token, "staff, refused again"), "questions_per_minute")
 
     user.limit_questions_per_minute = 0  # lifted
     await user.asave(update_fields=["limit_questions_per_minute"])
-    assert (await _ask(clients[0], token, f"staff 5 {scenario.tag}")).status_code == 200
+    await _all_admitted(clients, token, "staff, lifted", 1)
 
 
 async def test_a_refused_question_is_not_counted_and_an_unsaved_one_counts_for_nothing(
-    clients, upstream
+    clients,
 ):
     token = await _token_for_new_user(
         concurrent_streams=0, questions_per_minute=0, answer_tokens_per_day=0
     )
-    scenario = upstream.script(tokens=["ok"])
-    for turn in range(3):
-        await _ask(clients[0], token, f"count {turn} {scenario.tag}")
+    await _all_admitted(clients, token, "count", 3)
     unsaved = await _ask(clients[1], token, "no such session", session_id=999_999)
     assert unsaved.status_code == 404
-    assert (await _ask(clients[1], token, f"count 3 {scenario.tag}")).status_code == 200
+    await _all_admitted(clients, token, "count, after", 1)
     _assert_refused(await _ask(clients[0], token, "count 4"), "questions_per_day")
     _assert_refused(await _ask(clients[1], token, "count 5"), "questions_per_day")
     assert await ChatRecord.objects.filter(question__startswith="count").acount() == 4
