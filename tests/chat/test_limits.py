@@ -58,7 +58,9 @@ def limited(start_server, limits_env):
     second = (
         start_server(software="uvicorn", **limits_env) if os.environ.get("REDIS_URL") else first
     )
-    return first, second
+    yield first, second
+    for server in {first, second}:  # their database connections go back now, not at the end
+        server.stop()
 
 
 @pytest.fixture

@@ -40,13 +40,15 @@ def wechat():
 def logged_server(start_server, wechat):
     """The production launcher, production log format, and every logger at DEBUG: what a
     library would print at its most talkative must not leak either."""
-    return start_server(
+    server = start_server(
         software="uvicorn",
         LOG_LEVEL="DEBUG",
         WECHAT_APP_ID="wx-test-app",
         WECHAT_APP_SECRET=WECHAT_SECRET,
         WECHAT_API_BASE=wechat.base_url,
     )
+    yield server
+    server.stop()  # its database connections go back now, not at the end of the session
 
 
 @pytest.mark.django_db(transaction=True)

@@ -36,11 +36,14 @@ Samples = dict[tuple[str, frozenset], float]
 @pytest.fixture(scope="module")
 def metered(start_server, tmp_path_factory):
     env = {"CHAT_LIMIT_CONCURRENT_STREAMS": "1", "BEHIND_PROXY": "1"}
-    if not os.environ.get("REDIS_URL"):
-        server = start_server(software="uvicorn", **env)
-        return server, server
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path_factory.mktemp("prometheus"))
-    return start_server(software="uvicorn", **env), start_server(software="uvicorn", **env)
+    if os.environ.get("REDIS_URL"):
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path_factory.mktemp("prometheus"))
+        servers = (start_server(software="uvicorn", **env), start_server(software="uvicorn", **env))
+    else:
+        servers = (start_server(software="uvicorn", **env),) * 2
+    yield servers
+    for server in set(servers):  # their database connections go back now, not at the end
+        server.stop()
 
 
 def _scrape(url: str, **headers: str) -> Samples:

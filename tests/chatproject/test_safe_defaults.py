@@ -115,10 +115,12 @@ def test_each_deployment_setting_can_be_turned_off_and_the_check_then_says_so():
 @pytest.fixture(scope="module")
 def production_server(start_server):
     """Production's transport settings, as they are when nothing turns them off."""
-    return start_server(
+    server = start_server(
         software="uvicorn", BEHIND_PROXY="1", SECURE_SSL_REDIRECT="1",
         SESSION_COOKIE_SECURE="1", CSRF_COOKIE_SECURE="1", SECURE_HSTS_SECONDS="31536000",
     )  # fmt: skip
+    yield server
+    server.stop()  # its database connections go back now, not at the end of the session
 
 
 def test_plain_http_is_sent_to_https_except_the_health_check_and_the_metrics(production_server):
