@@ -103,11 +103,6 @@ class TokenOwner:
     own_limits: tuple[int | None, int | None, int | None, int | None]
 
 
-def token_owner_id(token: str) -> int:
-    """The id of the active user a token belongs to; same checks as `token_user`."""
-    return token_owner(token).id
-
-
 def token_owner(token: str) -> TokenOwner:
     """The active user a token belongs to (one query); same checks as `token_user`."""
     key_id = token_key_id(token)
