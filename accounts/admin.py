@@ -14,6 +14,19 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
         ("WeChat", {"fields": ("openid", "unionid", "nickname", "avatar_url", "last_seen_at")}),
+        (
+            "Limits",
+            {
+                "description": "Raise or lift this user's limits; empty fields follow the "
+                "server's settings, 0 means no limit. Applies from the next question.",
+                "fields": (
+                    "limit_concurrent_streams",
+                    "limit_questions_per_minute",
+                    "limit_questions_per_day",
+                    "limit_answer_tokens_per_day",
+                ),
+            },
+        ),
     )
     readonly_fields = ("last_seen_at",)
     # WeChat serves avatars over https; an address typed without a scheme gets https (the

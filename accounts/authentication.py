@@ -10,8 +10,9 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from accounts.models import AccessToken, User
-from accounts.tokens import InvalidToken, token_access, token_key_id, token_owner_id
+from accounts.tokens import InvalidToken, TokenOwner, token_access, token_key_id, token_owner
 from chatproject.errors import ApplicationError
+from chatproject.logs import log_context
 
 
 def bearer_token(request: HttpRequest) -> str | None:
@@ -42,12 +43,16 @@ def signed_bearer_token(request: HttpRequest) -> str:
     return token
 
 
-def owner_id_for_token(token: str) -> int:
-    """The id of the token's active user (one lean query), or a 401 ApplicationError."""
+def owner_for_token(token: str) -> TokenOwner:
+    """The token's active user (one lean query), or a 401 ApplicationError."""
     try:
-        return token_owner_id(token)
+        return token_owner(token)
     except InvalidToken:
         raise _invalid_token() from None
+
+
+def owner_id_for_token(token: str) -> int:
+    return owner_for_token(token).id
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -60,6 +65,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return None
         try:
             access = token_access(token)
+            log_context(user_id=access.user_id)
             return access.user, access
         except InvalidToken:
             raise exceptions.AuthenticationFailed(

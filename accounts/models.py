@@ -5,6 +5,15 @@ from django.db import models
 from django.utils import timezone
 
 
+def _own_limit(what: str, setting: str) -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(
+        what,
+        null=True,
+        blank=True,
+        help_text=f"Empty: the server's default ({setting}). 0: no limit for this user.",
+    )
+
+
 class User(AbstractUser):
     # NULL for staff accounts without WeChat; NULLs never collide in a unique index.
     openid = models.CharField(max_length=64, unique=True, null=True, blank=True)
@@ -15,6 +24,15 @@ class User(AbstractUser):
     # code2Session's session_key, refreshed at every WeChat login. Kept for server-side
     # checks of signed/encrypted wx.* payloads; never sent to any client, hidden from the admin.
     wechat_session_key = models.CharField(max_length=128, blank=True, editable=False)
+    # This user's own limits (chat/limits.py), set by staff: empty means the setting's.
+    limit_concurrent_streams = _own_limit("answers at once", "CHAT_LIMIT_CONCURRENT_STREAMS")
+    limit_questions_per_minute = _own_limit(
+        "questions per minute", "CHAT_LIMIT_QUESTIONS_PER_MINUTE"
+    )
+    limit_questions_per_day = _own_limit("questions per day", "CHAT_LIMIT_QUESTIONS_PER_DAY")
+    limit_answer_tokens_per_day = _own_limit(
+        "answer tokens per day", "CHAT_LIMIT_ANSWER_TOKENS_PER_DAY"
+    )
 
     def __str__(self) -> str:
         return self.nickname or self.openid or self.username

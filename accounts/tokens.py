@@ -83,17 +83,28 @@ def token_user(token: str) -> User:
     return token_access(token).user
 
 
-# The stream endpoints need only the owner's id, once per answer: one fixed statement
-# instead of the ORM's join into two model instances (~4x less CPU, bench/ issue #6).
+# The stream endpoints need only the owner's id and own limits, once per answer: one fixed
+# statement instead of the ORM's join into two model instances (~4x less CPU, bench/ #6).
 _OWNER_QUERY = (
-    f"SELECT u.id, u.is_active, (u.last_seen_at IS NULL OR u.last_seen_at < %s)"
+    f"SELECT u.id, u.is_active, (u.last_seen_at IS NULL OR u.last_seen_at < %s),"
+    " u.limit_concurrent_streams, u.limit_questions_per_minute, u.limit_questions_per_day,"
+    " u.limit_answer_tokens_per_day"
     f" FROM {AccessToken._meta.db_table} t JOIN {User._meta.db_table} u ON u.id = t.user_id"
     " WHERE t.key_id = %s AND t.revoked_at IS NULL AND t.expires_at > %s"
 )
 
 
-def token_owner_id(token: str) -> int:
-    """The id of the active user a token belongs to; same checks as `token_user`."""
+@dataclass(frozen=True)
+class TokenOwner:
+    """The active user behind a token, as the stream endpoints need them."""
+
+    id: int
+    # Their own limits (None: the setting's), in chat.limits.UserLimits' order.
+    own_limits: tuple[int | None, int | None, int | None, int | None]
+
+
+def token_owner(token: str) -> TokenOwner:
+    """The active user a token belongs to (one query); same checks as `token_user`."""
     key_id = token_key_id(token)
     now = timezone.now()
     db_now = connection.ops.adapt_datetimefield_value(now)
@@ -103,12 +114,12 @@ def token_owner_id(token: str) -> int:
         row = cursor.fetchone()
     if row is None:
         raise InvalidToken("expired or revoked")
-    user_id, is_active, seen_long_ago = row
+    user_id, is_active, seen_long_ago, *own_limits = row
     if not is_active:
         raise InvalidToken("user disabled")
     if seen_long_ago:
         User.objects.filter(pk=user_id).update(last_seen_at=now)
-    return user_id
+    return TokenOwner(id=user_id, own_limits=tuple(own_limits))
 
 
 def _user_touch(user: User) -> None:

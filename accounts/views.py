@@ -16,6 +16,7 @@ from accounts.models import User
 from accounts.services import user_login_by_openid, user_login_by_wechat_code, user_profile_update
 from accounts.tickets import InvalidTicket, ticket_exchange, ticket_issue
 from accounts.tokens import InvalidToken, token_issue, token_revoke, tokens_revoke_all
+from chat.limits import LoginThrottle, TicketExchangeThrottle
 from chatproject.drf import TextField
 from chatproject.errors import ApplicationError
 
@@ -49,6 +50,7 @@ class DevLoginApi(APIView):
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    throttle_classes = (LoginThrottle,)
 
     class InputSerializer(serializers.Serializer):
         openid = TextField(validators=[RegexValidator(OPENID_PATTERN)])
@@ -67,6 +69,7 @@ class WechatLoginApi(APIView):
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    throttle_classes = (LoginThrottle,)
 
     class InputSerializer(serializers.Serializer):
         code = TextField(max_length=128)
@@ -159,6 +162,7 @@ class WebviewTicketExchangeApi(_ChallengeOn401, APIView):
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    throttle_classes = (TicketExchangeThrottle,)
 
     class InputSerializer(serializers.Serializer):
         ticket = TextField(max_length=128)

@@ -146,8 +146,20 @@ def server_env(variant: Variant, upstream: Upstream, args) -> dict[str, str]:
         REDIS_URL="" if args.no_redis else REDIS_URL,
         CHAT_REDIS_PREFIX=args.redis_prefix,
         CHAT_DRAIN_SECONDS="2",
+        SECURE_SSL_REDIRECT="0",  # the load speaks plain http
+        # Production's metrics: every process of the host writes to one directory.
+        PROMETHEUS_MULTIPROC_DIR=args.metrics_dir,
+        # Every question is still counted (the check's cost is paid), never refused: the
+        # load asks far more at once than a user may.
+        **{f"CHAT_LIMIT_{name}": "0" for name in _LIMITS},
     )
     return env
+
+
+_LIMITS = (
+    "CONCURRENT_STREAMS", "QUESTIONS_PER_MINUTE", "QUESTIONS_PER_DAY", "ANSWER_TOKENS_PER_DAY",
+    "LOGINS_PER_IP_PER_MINUTE", "TICKET_EXCHANGES_PER_IP_PER_MINUTE",
+)  # fmt: skip
 
 
 class Server:

@@ -134,8 +134,10 @@ def main(argv=None) -> int:
             cwd=ROOT, check=True, capture_output=True,
         )  # fmt: skip
     variants = _variants(args, compare_root)
-    args.secret_key = secrets.token_urlsafe(32)
+    args.secret_key = secrets.token_urlsafe(50)
     args.redis_prefix = f"bench-{secrets.token_hex(4)}"
+    args.metrics_dir = str(workdir / "prometheus")
+    Path(args.metrics_dir).mkdir()
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -19,11 +19,13 @@ from typing import Any
 from django.conf import settings
 
 from chat import eventbus, events
+from chat.answer_watch import answer_ended
 from chat.event_log import EventLog
 from chat.models import ChatRecord
 from chat.providers import ModelSpec, ProviderError, Usage, provider_stream
 from chat.services import OpenedTurn, TurnOutcome, record_finish
 from chatproject.db import run_db
+from chatproject.logs import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -261,13 +263,20 @@ class Generation:
         if error is not None:
             self._publish(events.ERROR, {"code": error.code, "message": error.message})
         outcome = self._outcome(status, error)
+        saved = True
         try:
             await run_db(record_finish, record_id=self.record_id, outcome=outcome)
         except Exception:
+            saved = False
             logger.exception("could not save record %s", self.record_id)
             message = "The answer could not be saved."
             self._publish(events.ERROR, {"code": "storage_error", "message": message})
-        self._publish(events.DONE, self._done_payload(outcome))
+        done = self._done_payload(outcome)
+        total_ms = done["timings"]["total_ms"]
+        await answer_ended(
+            record_id=self.record_id, outcome=outcome, total_ms=total_ms, saved=saved
+        )
+        self._publish(events.DONE, done)
         self.log.end()
         self.status = status
         self._finished.set_result(None)
@@ -347,6 +356,9 @@ def generation_start(*, turn: OpenedTurn, spec: ModelSpec, started_at: float) ->
     from chat import lifecycle  # the process-wide loops start with the first answer
 
     lifecycle.ensure_running()
+    # The answer's log lines name it and its owner (the process-wide loops started above
+    # keep the context they had).
+    log_context(record_id=turn.record_id, user_id=turn.owner_id)
     generation = Generation(turn=turn, spec=spec, started_at=started_at)
     generation.attach()
     _live[generation.record_id] = generation

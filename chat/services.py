@@ -33,6 +33,7 @@ class OpenedTurn:
     record_id: int
     session_id: int
     messages: list[dict]  # what the model is sent: system prompt, context, question
+    owner_id: int
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,9 @@ def turn_open(
         record_id, session_id = turn_insert(turn, now=timezone.now())
     except IntegrityError:
         raise _duplicate_client_id() from None  # a concurrent request won the race
-    return OpenedTurn(record_id=record_id, session_id=session_id, messages=messages)
+    return OpenedTurn(
+        record_id=record_id, session_id=session_id, messages=messages, owner_id=owner_id
+    )
 
 
 def _duplicate_client_id() -> ApplicationError:

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
 
 from chatproject.errors import ApplicationError, error_body
+from chatproject.metrics import error_count
 from chatproject.request_body import json_body_read
 
 _DRF_CODES = {
@@ -38,11 +39,14 @@ _NOT_ACCEPTABLE = "This API answers only application/json; send Accept: applicat
 def drf_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's handler, reshaped so DRF views answer like every other endpoint."""
     if isinstance(exc, ApplicationError):
-        return Response(error_body(exc.code, exc.message), status=exc.status)
+        error_count(where="http", code=exc.code)
+        body = error_body(exc.code, exc.message, **exc.extra)
+        return Response(body, status=exc.status, headers=exc.headers)
     response = drf_default_handler(exc, context)
     if response is None:
         return None
     code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+    error_count(where="http", code=code)
     if isinstance(exc, drf_exceptions.ValidationError):
         response.data = error_body(code, "Some fields are invalid.", fields=response.data)
     elif isinstance(exc, drf_exceptions.NotAcceptable):

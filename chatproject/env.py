@@ -5,6 +5,7 @@ message, not quietly fall back to a default. Secrets may come from `NAME_FILE`
 (Docker/Kubernetes secrets) instead of `NAME`.
 """
 
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -69,3 +70,19 @@ def env_json(name: str, default: Any = None) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from None
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env_str(name, default).strip() or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def env_networks(name: str, default: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated addresses or networks (`10.0.0.0/8`, `::1`)."""
+    raw = os.environ.get(name, default)
+    try:
+        return [ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None

@@ -20,6 +20,7 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.urls import set_script_prefix
 
+from chatproject.metrics import STREAMS_OPEN
 from chatproject.middleware import stream_lane_match
 
 
@@ -83,8 +84,12 @@ class StreamLaneASGIHandler(ASGIHandler):
         # Closed however the response ends, even if the client leaves before the first frame.
         async with aclosing(frames):
             await send(_response_start(response))
-            async for frame in frames:
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            STREAMS_OPEN.inc()
+            try:
+                async for frame in frames:
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+            finally:
+                STREAMS_OPEN.dec()
         await send({"type": "http.response.body"})
 
 

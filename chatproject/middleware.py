@@ -166,9 +166,12 @@ class StreamLaneMiddleware:
         if self._async:
             markcoroutinefunction(self)
         # The stack's header-only steps, so a stream carries the same security headers as
-        # every other response (they touch nothing but headers: no hop to a thread).
+        # every other response (they touch nothing but headers: no hop to a thread), and
+        # its HTTPS redirect (SECURE_SSL_REDIRECT).
+        security = SecurityMiddleware(get_response)
+        self._https_redirect = security.process_request
         self._header_steps = [
-            SecurityMiddleware(get_response).process_response,
+            security.process_response,
             XFrameOptionsMiddleware(get_response).process_response,
         ]
 
@@ -181,6 +184,9 @@ class StreamLaneMiddleware:
         match = stream_lane_match(request.path_info)
         if match is None:
             return await self.get_response(request)
+        redirect = self._https_redirect(request)
+        if redirect is not None:
+            return redirect
         try:
             response = await match.func(request, *match.args, **match.kwargs)
         except Exception:

@@ -5,12 +5,21 @@ offline demo model. `DATABASE_URL` and `REDIS_URL` switch to PostgreSQL and Redi
 See `.env.example` for every variable.
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from chatproject.env import env_bool, env_float, env_int, env_json, env_str
+from chatproject.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_json,
+    env_networks,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CHAT_VAR_DIR", str(BASE_DIR / "var")))
@@ -26,14 +35,34 @@ if not SECRET_KEY:
             "SECRET_KEY must be set (DEBUG is off, as in production); "
             "for development set DEBUG=1, as `make run` does"
         )
-    SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+    # Long enough to start with DEBUG off (the live test servers do), and prefixed so that
+    # `check --deploy` still calls it what it is.
+    SECRET_KEY = "django-insecure-development-key-never-use-it-in-production-4f9a1c"
+elif not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is too weak: use at least 50 random characters, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`"
+    )
 
 ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")]
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("CSRF_TRUSTED_ORIGINS").split(",") if o]
-# Behind nginx the original scheme arrives in X-Forwarded-Proto.
-if env_bool("BEHIND_PROXY", False):
+# Behind nginx the original scheme arrives in X-Forwarded-Proto, and the client's address
+# as the last entry of X-Forwarded-For (chatproject/client_ip.py).
+BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
+
+# HTTPS only, unless DEBUG (development serves plain http on localhost). What
+# `manage.py check --deploy` asks for; each can be turned off (docs/deploy.md).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Health checks and Prometheus reach each process directly, over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 
 INSTALLED_APPS = [
     # First: its `runserver` (daphne's, refusing a taken port) wins over daphne's own.
@@ -214,17 +243,48 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# One JSON object a line in production, plain lines under DEBUG (chatproject/logs.py), both
+# with the user and record ids where known and with secrets redacted. Questions and answers
+# are never logged, unless CHAT_LOG_CONTENT=1 (then on the one line per finished answer).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain" if DEBUG else "json", ("json", "plain"))
+CHAT_LOG_CONTENT = env_bool("CHAT_LOG_CONTENT", False)
+_QUIET = {"level": "WARNING"}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "filters": {"context": {"()": "chatproject.logs.LogContextFilter"}},
+    "formatters": {
+        "plain": {"()": "chatproject.logs.PlainFormatter"},
+        "json": {"()": "chatproject.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        },
+        # Database and Redis failures are counted from the lines that report them.
+        "metrics": {"class": "chatproject.metrics.FailureCountingHandler", "level": "WARNING"},
+    },
+    "root": {"handlers": ["console", "metrics"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         # Django's default config gives `django` a console handler of its own under DEBUG,
         # which printed every line twice (once plain, once through the root's handler).
         "django": {"level": "INFO"},
-        "django.db.backends": {"level": "WARNING"},
+        # Below WARNING these carry SQL parameters and request bodies (questions, answers),
+        # whatever LOG_LEVEL says.
+        "django.db.backends": _QUIET,
+        "openai": _QUIET,
+        "httpcore": _QUIET,
+        # httpx logs every request URL at INFO, and code2Session's URL carries the app secret.
+        "httpx": _QUIET,
+        # The openai SDK's transport logs every upstream request at INFO: a line per answer.
+        "httpx2": _QUIET,
+        # uvicorn's server lines go through the same handlers and format (its default config
+        # gives them a handler of its own). Its access log is left as uvicorn sets it: off
+        # in production (`--no-access-log`; nginx logs requests). Configuring `uvicorn`
+        # itself would reset that child logger and turn the access log back on.
+        "uvicorn.error": {"handlers": ["console", "metrics"], "propagate": False},
     },
 }
 
@@ -244,10 +304,6 @@ WECHAT_API_BASE = env_str("WECHAT_API_BASE", "https://api.weixin.qq.com").rstrip
 WECHAT_TIMEOUT_SECONDS = env_float("WECHAT_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 # How long a web-view ticket may wait for its (single) exchange.
 CHAT_WEBVIEW_TICKET_TTL_SECONDS = env_int("CHAT_WEBVIEW_TICKET_TTL_SECONDS", 60, minimum=5)
-# httpx logs every request URL at INFO, and code2Session's URL carries the app secret.
-LOGGING["loggers"]["httpx"] = {"level": "WARNING"}
-# The openai SDK's transport logs every upstream request at INFO: a line per answer.
-LOGGING["loggers"]["httpx2"] = {"level": "WARNING"}
 
 # --- Chat ---------------------------------------------------------------------------------
 # Models: LLM_BASE_URL/LLM_API_KEY/LLM_MODEL define one; LLM_MODELS (JSON) may define several.
@@ -294,3 +350,29 @@ CHAT_REAP_AFTER_SECONDS = env_float("CHAT_REAP_AFTER_SECONDS", 30.0, minimum=0.1
 CHAT_DRAIN_SECONDS = env_float("CHAT_DRAIN_SECONDS", 20.0)
 # Namespace of this deployment's keys in Redis.
 CHAT_REDIS_PREFIX = env_str("CHAT_REDIS_PREFIX", "chat")
+
+# --- Limits (chat/limits.py) ----------------------------------------------------------------
+# Per user; 0 means no limit. Staff may set other values for one user in the admin.
+# Counted in Redis when REDIS_URL is set (shared by every process), else in this process's
+# cache. A refusal is `429 rate_limited` with Retry-After and the limit's name.
+CHAT_LIMIT_CONCURRENT_STREAMS = env_int("CHAT_LIMIT_CONCURRENT_STREAMS", 2)
+CHAT_LIMIT_QUESTIONS_PER_MINUTE = env_int("CHAT_LIMIT_QUESTIONS_PER_MINUTE", 10)
+CHAT_LIMIT_QUESTIONS_PER_DAY = env_int("CHAT_LIMIT_QUESTIONS_PER_DAY", 300)
+CHAT_LIMIT_ANSWER_TOKENS_PER_DAY = env_int("CHAT_LIMIT_ANSWER_TOKENS_PER_DAY", 300_000)
+# Per client address (behind nginx: X-Forwarded-For, with BEHIND_PROXY=1).
+CHAT_LIMIT_LOGINS_PER_IP_PER_MINUTE = env_int("CHAT_LIMIT_LOGINS_PER_IP_PER_MINUTE", 30)
+CHAT_LIMIT_TICKET_EXCHANGES_PER_IP_PER_MINUTE = env_int(
+    "CHAT_LIMIT_TICKET_EXCHANGES_PER_IP_PER_MINUTE", 60
+)
+
+# --- Metrics (chatproject/metrics.py) --------------------------------------------------------
+# Who may read /metrics (others get a 404): networks, comma-separated.
+CHAT_METRICS_ALLOWED_NETWORKS = env_networks("CHAT_METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1")
+# Several processes on one host share their metrics through files in this directory
+# (prometheus-client's multiprocess mode). The library reads the variable itself, so it is
+# checked here but has no `_FILE` form.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR {PROMETHEUS_MULTIPROC_DIR!r} is not a directory"
+    )

@@ -3,13 +3,14 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from chat.admin_views import dashboard_view
-from chatproject.views import api_not_found, health
+from chatproject.views import MetricsView, api_not_found, health
 
 urlpatterns = [
     # Before the admin's own paths, whose catch-all would answer it first.
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="chat-dashboard"),
     path("admin/", admin.site.urls),
     path("healthz", health, name="health"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("", include("accounts.urls")),
     path("", include("chat.urls")),
     path("", include("chat.api_urls")),

@@ -1,8 +1,11 @@
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
+from prometheus_client.django import PrometheusDjangoView
 
+from chatproject.client_ip import client_ip
 from chatproject.errors import error_response
+from chatproject.metrics import metrics_allowed
 
 
 def health(request: HttpRequest) -> JsonResponse:
@@ -25,3 +28,13 @@ def api_not_found(request: HttpRequest) -> JsonResponse:
     if other:
         message += f" Did you mean {other}?"
     return error_response("not_found", message, status=404)
+
+
+class MetricsView(PrometheusDjangoView):
+    """prometheus-client's view (this process, or every process of the host with
+    PROMETHEUS_MULTIPROC_DIR), for allowed addresses only; others get a plain 404."""
+
+    def dispatch(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
+        if not metrics_allowed(client_ip(request)):
+            return error_response("not_found", "No such endpoint.", status=404)
+        return super().dispatch(request, *args, **kwargs)

@@ -37,6 +37,25 @@ def _close_database_pools(django_db_setup, django_db_blocker) -> Iterator[None]:
                 connection.close_pool()
 
 
+# Every limit (chat/limits.py). Their own tests (tests/chat/test_limits.py) set them; for
+# the rest of the suite, a suite's worth of questions and logins from one address and
+# user ids reused between tests must not run into them.
+LIMIT_SETTINGS = (
+    "CHAT_LIMIT_CONCURRENT_STREAMS",
+    "CHAT_LIMIT_QUESTIONS_PER_MINUTE",
+    "CHAT_LIMIT_QUESTIONS_PER_DAY",
+    "CHAT_LIMIT_ANSWER_TOKENS_PER_DAY",
+    "CHAT_LIMIT_LOGINS_PER_IP_PER_MINUTE",
+    "CHAT_LIMIT_TICKET_EXCHANGES_PER_IP_PER_MINUTE",
+)
+
+
+@pytest.fixture(autouse=True)
+def _limits_off(settings) -> None:
+    for name in LIMIT_SETTINGS:
+        setattr(settings, name, 0)
+
+
 @pytest.fixture(scope="session")
 def upstream() -> Iterator[FakeUpstream]:
     with FakeUpstream() as server:
@@ -58,6 +77,11 @@ def live_env(django_db_setup, upstream: FakeUpstream) -> dict[str, str]:
     return {
         **database_env(),
         "DEBUG": "0",
+        # Test servers speak plain http: no redirect to https, cookies sent over http.
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        **dict.fromkeys(LIMIT_SETTINGS, "0"),
         "SECRET_KEY": settings.SECRET_KEY,  # tokens minted here must verify there
         "CHAT_DEV_LOGIN": "1",
         "LLM_MODELS": json.dumps(live_models(upstream)),

@@ -96,3 +96,10 @@ async def test_the_bulk_saves_documented_limit_holds_through_nginx(proxied, owne
     assert accepted.status_code == 200, accepted.text
     assert refused.status_code == 413
     assert refused.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_the_metrics_are_not_served_through_nginx(proxied):
+    response = await proxied.get("/metrics")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
