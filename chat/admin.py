@@ -287,7 +287,8 @@ class ChatRecordAdmin(admin.ModelAdmin):
         if record.moderation != ChatRecord.Moderation.UNREVIEWED:  # the usual: no badge
             badges.append((record.moderation, record.get_moderation_display()))
         if record.is_hidden:
-            badges.append(("hidden", gettext("Hidden")))
+            # Not "hidden": the admin's own CSS hides any element of that class.
+            badges.append(("is-hidden", gettext("Hidden")))
         if not badges:
             return "—"
         return format_html_join(" ", '<span class="moderation {}">{}</span>', badges)

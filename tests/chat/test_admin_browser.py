@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from accounts.models import User
 from chat.models import ChatRecord, ChatSession
-from chat.moderation import MODERATOR_GROUP
+from chat.moderation import MODERATOR_GROUP, record_hide
 from tests.support.live import ROOT, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,12 +48,14 @@ WORDS = {
         "logged": "已标记待复核（moderator，",
         "first chart": "每日提问与用户",
         "queue": "待审队列",
+        "hidden": "已隐藏",
     },
     "en": {
         "done": "Flagged.",
         "logged": "Flagged by moderator,",
         "first chart": "Questions and users per day",
         "queue": "Review queue",
+        "hidden": "Hidden",
     },
 }
 
@@ -156,6 +158,7 @@ def chats(owner, other) -> ChatRecord:
         )
         for n, (question, answer) in enumerate(turns)
     ]  # fmt: skip
+    record_hide(record=records[2], by=None, note="测试")
     return records[1]
 
 
@@ -217,6 +220,10 @@ def test_a_moderator_reviews_in_a_real_browser(browser, admin_site, moderator, c
     queued = listing.locator("#result_list tbody tr").count()
     assert listing.locator(".field-rating_display .not-useful").count() >= 1
     _shot(listing, language, "changelist-1280")
+    hidden = desktop.open("/admin/chat/chatrecord/?is_hidden__exact=1")
+    badge = hidden.locator(".field-moderation_display .is-hidden")
+    assert badge.is_visible()  # the admin's own CSS hides an element of class "hidden"
+    assert badge.inner_text() == words["hidden"]
 
     record = desktop.open(f"/admin/chat/chatrecord/{chats.pk}/change/")
     assert record.locator(".answer-rendered strong").first.inner_text() == "我的订单"
