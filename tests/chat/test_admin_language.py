@@ -57,8 +57,8 @@ needs_gettext = pytest.mark.skipif(
 @pytest.fixture
 def cast(owner, other, staff) -> dict:
     """Records of every status, rating, source and terminal; each moderation action, by
-    staff and automatic; a token and a web-view ticket. Their text is data, not words of
-    the admin: Chinese questions and answers, and names made of the letters x, y and z."""
+    staff and automatic; a token and a web-view ticket. What they hold is data, left out of
+    the checks (`_data`), not words of the admin."""
     now = timezone.now()
     session = ChatSession.objects.create(owner=owner, title="退款")
     records = [
