@@ -13,7 +13,7 @@ NODE_STAMP := node_modules/.package-lock.json
 BUNDLE := static/build/h5.js
 FRONTEND_SOURCES := $(shell find frontend -type f -not -path 'frontend/tests/*')
 
-.PHONY: run test lint format install system-deps build
+.PHONY: run test lint format install system-deps build messages
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -44,6 +44,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# The admin's Chinese catalog (locale/): collect the strings marked for translation, then
+# compile; translate what it reports untranslated or fuzzy and run it again.
+messages: $(STAMP)
+	PY=$(PY) ./scripts/messages.sh
 
 test: lint $(BUNDLE)
 	./scripts/system-deps.sh

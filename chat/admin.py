@@ -19,11 +19,15 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.functional import Promise
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from chat.admin_filters import QUEUE, FirstTokenFilter, ModerationFilter, OwnerFilter
+from chat.charts import seconds
 from chat.export import records_csv_response
 from chat.markdown import markdown_to_safe_html
 from chat.models import ChatRecord, ChatSession, ModerationEvent
@@ -73,13 +77,13 @@ class ModerationForm(forms.Form):
         max_length=NOTE_MAX_CHARS,
         strip=True,
         widget=forms.Textarea(attrs={"rows": 3, "maxlength": NOTE_MAX_CHARS}),
-        help_text="Kept in each record's moderation log, with your name and the time.",
+        help_text=_("Kept in each record's moderation log, with your name and the time."),
     )
 
     def clean(self) -> dict:
         data = super().clean()
         if data.get("moderation") not in (None, Action.REVIEWED) and not data.get("note"):
-            self.add_error("note", "Say why: flagging, hiding and unhiding need a note.")
+            self.add_error("note", _("Say why: flagging, hiding and unhiding need a note."))
         return data
 
 
@@ -95,14 +99,24 @@ class RecordChangeList(ChangeList):
 
 
 def _records(count: int) -> str:
-    return f"{count} record" if count == 1 else f"{count} records"
+    return ngettext("%(count)s record", "%(count)s records", count) % {"count": count}
+
+
+def _done_selection(action: str, done: int, selected: int) -> str:
+    """The message after an action on a selection: what was done, to how many."""
+    label = Action(action).label
+    message = gettext("%(action)s: %(records)s.") % {"action": label, "records": _records(done)}
+    if done < selected:
+        already = _records(selected - done)
+        message += " " + gettext("%(records)s already were.") % {"records": already}
+    return message
 
 
 def _preview(text: str) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
 
 
-def _moderation_action(action: str, description: str):
+def _moderation_action(action: str, description: str | Promise):
     """An admin action that asks for a note, then applies `action` to the selection."""
 
     def act(model_admin: "ChatRecordAdmin", request: HttpRequest, queryset: QuerySet):
@@ -126,20 +140,20 @@ class ChatRecordAdmin(admin.ModelAdmin):
     search_fields = (
         "question", "answer", "owner__openid", "owner__nickname", "client_id", "=error_code",
     )  # fmt: skip
-    search_help_text = "Words of the question or answer, an openid, a nickname or an error code."
+    search_help_text = _("Words of the question or answer, an openid, a nickname or an error code.")
     list_select_related = ("owner",)
     list_per_page = 100
     ordering = ("-created_at", "-id")
     actions = (
-        _moderation_action(Action.REVIEWED, "Mark selected records reviewed"),
-        _moderation_action(Action.FLAGGED, "Flag selected records for review"),
-        _moderation_action(Action.HIDDEN, "Hide selected records from their owners"),
-        _moderation_action(Action.UNHIDDEN, "Unhide selected records"),
+        _moderation_action(Action.REVIEWED, _("Mark selected records reviewed")),
+        _moderation_action(Action.FLAGGED, _("Flag selected records for review")),
+        _moderation_action(Action.HIDDEN, _("Hide selected records from their owners")),
+        _moderation_action(Action.UNHIDDEN, _("Unhide selected records")),
         "export_selected",
     )
     fieldsets = (
         (
-            "Record",
+            _("Record"),
             {
                 "fields": (
                     "user", "session_link", "source", "terminal", "model_name", "status",
@@ -148,11 +162,11 @@ class ChatRecordAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Rating and moderation",
+            _("Rating and moderation"),
             {"fields": ("rating", "rating_reason", "moderation", "is_hidden")},
         ),
         (
-            "Tokens and timings",
+            _("Tokens and timings"),
             {
                 "fields": (
                     "created_at", "first_token", "finished_at", "duration", "heartbeat_at",
@@ -202,15 +216,15 @@ class ChatRecordAdmin(admin.ModelAdmin):
 
     # --- Columns ----------------------------------------------------------------------------
 
-    @admin.display(description="question / answer")
+    @admin.display(description=_("question / answer"))
     def question_and_answer(self, record: ChatRecord) -> str:
         return format_html(
             '<span class="preview-question">{}</span><span class="preview-answer">{}</span>',
             _preview(record.question),
-            _preview(record.answer_start) or "(no answer)",
+            _preview(record.answer_start) or gettext("(no answer)"),
         )
 
-    @admin.display(description="model · terminal · source", ordering="model_name")
+    @admin.display(description=_("model · terminal · source"), ordering="model_name")
     def model_and_source(self, record: ChatRecord) -> str:
         return format_html(
             '{}<br><small>{} · <span class="source {}">{}</span></small>',
@@ -220,32 +234,33 @@ class ChatRecordAdmin(admin.ModelAdmin):
             record.get_source_display(),
         )
 
-    @admin.display(description="user", ordering="owner__openid")
+    @admin.display(description=_("user"), ordering="owner__openid")
     def user(self, record: ChatRecord) -> str:
         owner = record.owner
         return format_html(
-            '<a href="{}?owner={}" title="Only this user\'s records">{}</a>',
+            '<a href="{}?owner={}" title="{}">{}</a>',
             reverse("admin:chat_chatrecord_changelist"),
             owner.pk,
+            gettext("Only this user's records"),
             owner.openid or owner.username,
         )
 
-    @admin.display(description="status · first token", ordering="status")
+    @admin.display(description=_("status · first token"), ordering="status")
     def status_display(self, record: ChatRecord) -> str:
         return format_html(
             "{}<br><small>{}</small>",
-            record.status,
+            record.get_status_display(),
             record.error_code or self.first_token(record),
         )
 
-    @admin.display(description="created", ordering="created_at")
+    @admin.display(description=_("created"), ordering="created_at")
     def created(self, record: ChatRecord) -> str:
         local = timezone.localtime(record.created_at)
         return format_html(
             "{}<br><small>{}</small>", local.strftime("%Y-%m-%d"), local.strftime("%H:%M:%S")
         )
 
-    @admin.display(description="rating", ordering="rating")
+    @admin.display(description=_("rating"), ordering="rating")
     def rating_display(self, record: ChatRecord) -> str:
         if record.rating == ChatRecord.Rating.NONE:
             return "—"
@@ -260,35 +275,36 @@ class ChatRecordAdmin(admin.ModelAdmin):
             _preview(record.rating_reason),
         )
 
-    @admin.display(description="first token", ordering="first_token_ms")
+    @admin.display(description=_("first token"), ordering="first_token_ms")
     def first_token(self, record: ChatRecord) -> str:
         if record.first_token_ms is None:
             return "—"
-        return f"{record.first_token_ms / 1000:.2f} s"
+        return seconds(record.first_token_ms / 1000, decimals=2)
 
-    @admin.display(description="moderation", ordering="moderation")
+    @admin.display(description=_("moderation"), ordering="moderation")
     def moderation_display(self, record: ChatRecord) -> str:
         badges = []
         if record.moderation != ChatRecord.Moderation.UNREVIEWED:  # the usual: no badge
             badges.append((record.moderation, record.get_moderation_display()))
         if record.is_hidden:
-            badges.append(("hidden", "Hidden"))
+            # Not "hidden": the admin's own CSS hides any element of that class.
+            badges.append(("is-hidden", gettext("Hidden")))
         if not badges:
             return "—"
         return format_html_join(" ", '<span class="moderation {}">{}</span>', badges)
 
-    @admin.display(description="session")
+    @admin.display(description=_("session"))
     def session_link(self, record: ChatRecord) -> str:
         url = reverse("admin:chat_chatsession_change", args=[record.session_id])
         return format_html('<a href="{}">{}</a>', url, record.session)
 
-    @admin.display(description="duration")
+    @admin.display(description=_("duration"))
     def duration(self, record: ChatRecord) -> str:
         if record.finished_at is None:
             return "—"
-        return f"{(record.finished_at - record.created_at).total_seconds():.1f} s"
+        return seconds((record.finished_at - record.created_at).total_seconds(), decimals=1)
 
-    @admin.display(description="total tokens")
+    @admin.display(description=_("total tokens"))
     def total_tokens(self, record: ChatRecord) -> int | None:
         return record.total_tokens
 
@@ -340,9 +356,13 @@ class ChatRecordAdmin(admin.ModelAdmin):
             note=form.cleaned_data["note"],
         )
         if done:
-            self.message_user(request, f"{Action(action).label}.", messages.SUCCESS)
+            # Translators: the message after a moderation action, e.g. "Flagged."
+            done_message = gettext("%(action)s.") % {"action": Action(action).label}
+            self.message_user(request, done_message, messages.SUCCESS)
         else:
-            self.message_user(request, "Nothing changed: it already was.", messages.WARNING)
+            self.message_user(
+                request, gettext("Nothing changed: it already was."), messages.WARNING
+            )
         return HttpResponseRedirect(page)
 
     # --- Moderating a selection ---------------------------------------------------------------
@@ -359,21 +379,20 @@ class ChatRecordAdmin(admin.ModelAdmin):
             done = records_moderate(
                 records=queryset, action=action, by=request.user, note=form.cleaned_data["note"]
             )
-            message = f"{Action(action).label}: {_records(len(done))}."
-            if len(done) < count:
-                message += f" {_records(count - len(done))} already were."
-            self.message_user(request, message, messages.SUCCESS)
+            self.message_user(request, _done_selection(action, len(done), count), messages.SUCCESS)
             return None
         shown = list(queryset.select_related(None).only("id", "question")[:SELECTION_SHOWN])
+        label = Action(action).label
+        summary = gettext("%(action)s: %(records)s") % {"action": label, "records": _records(count)}
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": Action(action).label,
+            "title": label,
             "action": action,
-            "action_label": Action(action).label,
+            "action_label": label,
             "form": form,
             "records": shown,
-            "count": count,
+            "summary": summary,
             "more": count - len(shown),
             "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),
@@ -383,7 +402,7 @@ class ChatRecordAdmin(admin.ModelAdmin):
 
     # --- Export -------------------------------------------------------------------------------
 
-    @admin.action(description="Export selected records as CSV", permissions=["view"])
+    @admin.action(description=_("Export selected records as CSV"), permissions=["view"])
     def export_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
         return records_csv_response(queryset)
 
@@ -394,7 +413,9 @@ class ChatRecordAdmin(admin.ModelAdmin):
         try:
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
-            return HttpResponseBadRequest("Unknown filter in the address; export from the list.")
+            return HttpResponseBadRequest(
+                gettext("Unknown filter in the address; export from the list.")
+            )
         return records_csv_response(changelist.queryset)
 
 
@@ -415,9 +436,12 @@ def _conversation(record: ChatRecord) -> list[ChatRecord]:
 
 def _actions_for(record: ChatRecord) -> list[tuple[str, str]]:
     """The moderation buttons that would change something on this record."""
-    actions = [(Action.REVIEWED, "Mark reviewed"), (Action.FLAGGED, "Flag for review")]
+    actions = [
+        (Action.REVIEWED, gettext("Mark reviewed")),
+        (Action.FLAGGED, gettext("Flag for review")),
+    ]
     if record.is_hidden:
-        actions.append((Action.UNHIDDEN, "Unhide"))
+        actions.append((Action.UNHIDDEN, gettext("Unhide")))
     else:
-        actions.append((Action.HIDDEN, "Hide from owner"))
+        actions.append((Action.HIDDEN, gettext("Hide from owner")))
     return actions

@@ -5,6 +5,8 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from chat.models import REVIEW_QUEUE, ChatRecord
@@ -13,12 +15,12 @@ QUEUE = "queue"
 
 
 class ModerationFilter(admin.SimpleListFilter):
-    title = "moderation"
+    title = _("moderation")
     parameter_name = "moderation"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
         return [
-            (QUEUE, "Review queue: not useful or flagged, not reviewed"),
+            (QUEUE, _("Review queue: not useful or flagged, not reviewed")),
             *ChatRecord.Moderation.choices,
         ]
 
@@ -35,7 +37,7 @@ class OwnerFilter(admin.SimpleListFilter):
     """One user's records: reached from the user column, not picked from a list of
     thousands; shown (to clear it) while it is on."""
 
-    title = "user"
+    title = _("user")
     parameter_name = "owner"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
@@ -45,7 +47,8 @@ class OwnerFilter(admin.SimpleListFilter):
         if not value.isascii() or not value.isdigit():
             raise IncorrectLookupParameters(f"owner={value!r} is not a user id")
         user = User.objects.filter(pk=value).first()
-        return [(value, str(user) if user else f"user {value} (none)")]
+        label = str(user) if user else gettext("user %(id)s (none)") % {"id": value}
+        return [(value, label)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
         value = self.value()
@@ -54,23 +57,23 @@ class OwnerFilter(admin.SimpleListFilter):
 
 # (value, label, condition) of each bucket of time to first token.
 _FIRST_TOKEN_BUCKETS = (
-    ("fast", "under 0.5 s", Q(first_token_ms__lt=500)),
-    ("ok", "0.5 – 1 s", Q(first_token_ms__gte=500, first_token_ms__lt=1000)),
-    ("slow", "1 – 3 s", Q(first_token_ms__gte=1000, first_token_ms__lt=3000)),
-    ("very_slow", "3 s or more", Q(first_token_ms__gte=3000)),
-    ("none", "no token", Q(first_token_ms__isnull=True)),
+    ("fast", _("under 0.5 s"), Q(first_token_ms__lt=500)),
+    ("ok", _("0.5 – 1 s"), Q(first_token_ms__gte=500, first_token_ms__lt=1000)),
+    ("slow", _("1 – 3 s"), Q(first_token_ms__gte=1000, first_token_ms__lt=3000)),
+    ("very_slow", _("3 s or more"), Q(first_token_ms__gte=3000)),
+    ("none", _("no token"), Q(first_token_ms__isnull=True)),
 )
 
 
 class FirstTokenFilter(admin.SimpleListFilter):
-    title = "time to first token"
+    title = _("time to first token")
     parameter_name = "first_token"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
-        return [(value, label) for value, label, _ in _FIRST_TOKEN_BUCKETS]
+        return [(value, label) for value, label, _condition in _FIRST_TOKEN_BUCKETS]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
-        for value, _, condition in _FIRST_TOKEN_BUCKETS:
+        for value, _label, condition in _FIRST_TOKEN_BUCKETS:
             if self.value() == value:
                 return queryset.filter(condition)
         return None

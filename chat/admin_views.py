@@ -6,10 +6,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
 from chat.admin import WIDE_PAGE
 from chat.charts import Series, column_chart, line_chart, percent, seconds
 from chat.dashboard import Dashboard, DayFigures, dashboard_figures
+from chat.models import ChatRecord
 
 # Colours a person tells apart at a glance (and in print): blue pair for volume, green and
 # red for good and bad, amber / purple / red for the ways an answer ends early.
@@ -26,10 +28,14 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     context = {
         **admin.site.each_context(request),
         **WIDE_PAGE,
-        "title": "Dashboard: the last 30 days",
+        "title": gettext("Dashboard: the last 30 days"),
         "figures": figures,
         "kpis": _kpis(figures.total),
         "charts": dashboard_charts(figures),
+        "error_codes": [
+            {**row, "status_label": ChatRecord.Status(row["status"]).label}
+            for row in figures.error_codes
+        ],
         "time_zone": settings.TIME_ZONE,
     }
     return TemplateResponse(request, "admin/chat/dashboard.html", context)
@@ -43,13 +49,19 @@ def _kpis(total: DayFigures) -> list[tuple[str, str]]:
         return "—" if value is None else percent(value)
 
     return [
-        (f"{total.questions:,}", "questions"),
-        (f"{total.users:,}", "users"),
-        (share(total.useful, of=total.rated), f"useful, of {total.rated:,} rated"),
-        (f"{total.not_useful:,}", "rated not useful"),
-        (share(total.errors), f"errors ({total.errors:,})"),
-        (share(total.stopped), f"stopped ({total.stopped:,})"),
-        (share(total.interrupted), f"interrupted ({total.interrupted:,})"),
+        (f"{total.questions:,}", gettext("questions")),
+        (f"{total.users:,}", gettext("users")),
+        (
+            share(total.useful, of=total.rated),
+            gettext("useful, of %(rated)s rated") % {"rated": f"{total.rated:,}"},
+        ),
+        (f"{total.not_useful:,}", gettext("rated not useful")),
+        (share(total.errors), gettext("errors (%(count)s)") % {"count": f"{total.errors:,}"}),
+        (share(total.stopped), gettext("stopped (%(count)s)") % {"count": f"{total.stopped:,}"}),
+        (
+            share(total.interrupted),
+            gettext("interrupted (%(count)s)") % {"count": f"{total.interrupted:,}"},
+        ),
     ]
 
 
@@ -57,36 +69,36 @@ def dashboard_charts(figures: Dashboard) -> list[SafeString]:
     days = figures.days
     labels = [day.day.strftime("%m-%d") for day in days]
     volume = column_chart(
-        title="Questions and users per day",
+        title=gettext("Questions and users per day"),
         labels=labels,
         series=[
-            Series("questions", [d.questions for d in days], BLUE),
-            Series("users", [d.users for d in days], LIGHT_BLUE),
+            Series(gettext("questions"), [d.questions for d in days], BLUE),
+            Series(gettext("users"), [d.users for d in days], LIGHT_BLUE),
         ],
     )
     ratings = column_chart(
-        title="Rated answers per day: useful / not useful share",
+        title=gettext("Rated answers per day: useful / not useful share"),
         labels=labels,
         series=[
-            Series("useful", [d.share(d.useful, of=d.rated) for d in days], GREEN),
-            Series("not useful", [d.share(d.not_useful, of=d.rated) for d in days], RED),
+            Series(gettext("useful"), [d.share(d.useful, of=d.rated) for d in days], GREEN),
+            Series(gettext("not useful"), [d.share(d.not_useful, of=d.rated) for d in days], RED),
         ],
         stacked=True,
         fmt=percent,
         y_max=100,
     )
     endings = line_chart(
-        title="Answers cut short, share of questions",
+        title=gettext("Answers cut short, share of questions"),
         labels=labels,
         series=[
-            Series("stopped", [d.share(d.stopped) for d in days], AMBER),
-            Series("interrupted", [d.share(d.interrupted) for d in days], PURPLE),
-            Series("error", [d.share(d.errors) for d in days], RED),
+            Series(gettext("stopped"), [d.share(d.stopped) for d in days], AMBER),
+            Series(gettext("interrupted"), [d.share(d.interrupted) for d in days], PURPLE),
+            Series(gettext("error"), [d.share(d.errors) for d in days], RED),
         ],
         fmt=percent,
     )
     first_token = line_chart(
-        title="Time to first token per model: p50 (solid) and p95 (dashed)",
+        title=gettext("Time to first token per model: p50 (solid) and p95 (dashed)"),
         labels=labels,
         series=_first_token_series(figures),
         fmt=seconds,
@@ -97,7 +109,7 @@ def dashboard_charts(figures: Dashboard) -> list[SafeString]:
 def _first_token_series(figures: Dashboard) -> list[Series]:
     series = []
     for model, color in zip(figures.first_token, MODEL_COLORS, strict=False):
-        name = model.model or "(unnamed)"
+        name = model.model or gettext("(unnamed)")
         series.append(Series(f"{name} p50", _in_seconds(model.p50), color))
         series.append(Series(f"{name} p95", _in_seconds(model.p95), color, dashed=True))
     return series

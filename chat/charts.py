@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
 
 WIDTH, HEIGHT = 720, 250
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 12, 30
@@ -43,8 +44,11 @@ def percent(value: float) -> str:
     return f"{value:.0f}%" if value == round(value) else f"{value:.1f}%"
 
 
-def seconds(value: float) -> str:
-    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
+def seconds(value: float, *, decimals: int | None = None) -> str:
+    """A duration in the admin's language ("1.2 s"); one decimal below 10 s by default."""
+    if decimals is None:
+        decimals = 1 if value < 10 else 0
+    return gettext("%(seconds)s s") % {"seconds": f"{value:.{decimals}f}"}
 
 
 @dataclass(frozen=True)

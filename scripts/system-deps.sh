@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the test suite drives for real: nginx (proxying tests), chromium (the H5
 # page's browser tests, driven by Playwright through executable_path: never a browser
-# download) and the CJK and emoji fonts its screenshots need.
+# download), the CJK and emoji fonts its screenshots need, and GNU gettext (the admin's
+# catalog in locale/ is checked against the code's strings: `make messages`).
 # Installs only what is missing; needs root (as on CI and the project's machines).
 set -euo pipefail
 missing=()
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v msgfmt >/dev/null 2>&1 || missing+=(gettext)
 for font in fonts-noto-cjk fonts-noto-color-emoji; do
   dpkg-query -W -f='${Status}' "$font" 2>/dev/null | grep -q "ok installed" || missing+=("$font")
 done

@@ -1,7 +1,8 @@
 """A moderator in a real browser (Debian's chromium, headless, driven by Playwright): the
-records list, a record (flagged through its page) and the dashboard render, with their
-charts, no script error and no blocked resource. Screenshots, desktop and 360 px wide, are
-left in var/test-artifacts/admin/ to look at."""
+admin's index, the records list, a record (flagged through its page) and the dashboard
+render, with their charts, no script error and no blocked resource, in the admin's two
+languages (LANGUAGE_CODE zh-hans, the default, and en). Screenshots, desktop and 360 px
+wide, are left in var/test-artifacts/admin/<language>/ to look at."""
 
 import contextlib
 import os
@@ -21,7 +22,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from accounts.models import User
 from chat.models import ChatRecord, ChatSession
-from chat.moderation import MODERATOR_GROUP
+from chat.moderation import MODERATOR_GROUP, record_hide
 from tests.support.live import ROOT, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,16 +41,37 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def admin_site(live_env, tmp_path_factory) -> Iterator[str]:
+# What each language says where the test reads the page's words.
+WORDS = {
+    "zh-hans": {
+        "done": "已标记待复核。",
+        "logged": "已标记待复核（moderator，",
+        "first chart": "每日提问与用户",
+        "queue": "待审队列",
+        "hidden": "已隐藏",
+    },
+    "en": {
+        "done": "Flagged.",
+        "logged": "Flagged by moderator,",
+        "first chart": "Questions and users per day",
+        "queue": "Review queue",
+        "hidden": "Hidden",
+    },
+}
+
+
+@pytest.fixture(scope="module", params=list(WORDS))
+def admin_site(request, live_env, tmp_path_factory) -> Iterator[tuple[str, str]]:
     """The site as `make run` serves it (runserver, which also serves the admin's static
-    files), with production settings otherwise (DEBUG off)."""
+    files), with production settings otherwise (DEBUG off), in one of the admin's languages:
+    (address, language)."""
+    language = request.param
     port = free_port()
     log = (tmp_path_factory.mktemp("admin-site") / "server.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--noreload", "--insecure", f"127.0.0.1:{port}"],
         cwd=ROOT,
-        env={**os.environ, **live_env},
+        env={**os.environ, **live_env, "LANGUAGE_CODE": language},
         stdout=log,
         stderr=log,
     )
@@ -63,7 +85,7 @@ def admin_site(live_env, tmp_path_factory) -> Iterator[str]:
                     break
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.2)
-        yield url
+        yield url, language
     finally:
         process.terminate()
         process.wait(10)
@@ -136,14 +158,16 @@ def chats(owner, other) -> ChatRecord:
         )
         for n, (question, answer) in enumerate(turns)
     ]  # fmt: skip
+    record_hide(record=records[2], by=None, note="测试")
     return records[1]
 
 
 class Watched:
     """A logged-in page, and what went wrong on it that no moderator should ever see."""
 
-    def __init__(self, browser: Browser, site: str, viewport: dict) -> None:
-        self.context = browser.new_context(viewport=viewport, locale="zh-CN")
+    def __init__(self, browser: Browser, site: str, viewport: dict, language: str) -> None:
+        locale = "zh-CN" if language == "zh-hans" else "en-US"
+        self.context = browser.new_context(viewport=viewport, locale=locale)
         self.page = self.context.new_page()
         self.problems: list[str] = []
         self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
@@ -176,20 +200,30 @@ class Watched:
         return self.page.evaluate(overflow) <= 1
 
 
-def _shot(page: Page, name: str) -> Path:
-    path = ARTIFACTS / f"{name}.png"
+def _shot(page: Page, language: str, name: str) -> Path:
+    path = ARTIFACTS / language / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path), full_page=True)
     return path
 
 
 def test_a_moderator_reviews_in_a_real_browser(browser, admin_site, moderator, chats):
-    desktop = Watched(browser, admin_site, DESKTOP)
+    site, language = admin_site
+    words = WORDS[language]
+    desktop = Watched(browser, site, DESKTOP, language)
+
+    index = desktop.open("/admin/")
+    assert words["queue"] in index.locator("#moderation-module").inner_text()
+    _shot(index, language, "index-1280")
 
     listing = desktop.open("/admin/chat/chatrecord/?moderation=queue")
     queued = listing.locator("#result_list tbody tr").count()
     assert listing.locator(".field-rating_display .not-useful").count() >= 1
-    _shot(listing, "changelist-desktop")
+    _shot(listing, language, "changelist-1280")
+    hidden = desktop.open("/admin/chat/chatrecord/?is_hidden__exact=1")
+    badge = hidden.locator(".field-moderation_display .is-hidden")
+    assert badge.is_visible()  # the admin's own CSS hides an element of class "hidden"
+    assert badge.inner_text() == words["hidden"]
 
     record = desktop.open(f"/admin/chat/chatrecord/{chats.pk}/change/")
     assert record.locator(".answer-rendered strong").first.inner_text() == "我的订单"
@@ -199,11 +233,11 @@ def test_a_moderator_reviews_in_a_real_browser(browser, admin_site, moderator, c
     assert record.locator("input[name=_save]").count() == 0  # a moderator edits nothing
     record.fill("textarea[name=note]", "到账时间需要核对")
     record.click("button[value=flagged]")
-    assert "Flagged." in record.locator(".messagelist").inner_text()
+    assert words["done"] in record.locator(".messagelist").inner_text()
     log = record.locator(".moderation-log").inner_text()
-    assert "Flagged by moderator" in log
+    assert words["logged"] in log
     assert "到账时间需要核对" in log
-    _shot(record, "record-desktop")
+    _shot(record, language, "record-1280")
 
     dashboard = desktop.open("/admin/dashboard/")
     charts = dashboard.locator("figure.chart svg")
@@ -213,19 +247,20 @@ def test_a_moderator_reviews_in_a_real_browser(browser, admin_site, moderator, c
         assert chart.bounding_box()["width"] >= 500
         assert chart.locator("rect, circle").count() > 10  # columns or points were drawn
     titles = dashboard.locator("figure.chart figcaption").all_inner_texts()
-    assert titles[0] == "Questions and users per day"
+    assert titles[0] == words["first chart"]
     assert re.search(r"\b63\b", dashboard.locator(".dashboard-kpis").inner_text())
-    _shot(dashboard, "dashboard-desktop")
+    _shot(dashboard, language, "dashboard-1280")
     assert desktop.problems == []
 
-    phone = Watched(browser, admin_site, PHONE)
+    phone = Watched(browser, site, PHONE, language)
     for path, name in [
+        ("/admin/", "index-360"),
         ("/admin/chat/chatrecord/?moderation=queue", "changelist-360"),
         (f"/admin/chat/chatrecord/{chats.pk}/change/", "record-360"),
         ("/admin/dashboard/", "dashboard-360"),
     ]:
         page = phone.open(path)
-        _shot(page, name)
+        _shot(page, language, name)
         assert phone.fits_its_width(), name
     assert phone.page.locator("figure.chart svg").count() == 4
     assert phone.problems == []

@@ -137,4 +137,4 @@ async def test_an_unknown_filter_is_a_clear_error(staff_client):
     response = await staff_client.get(EXPORT + "?nonsense=1")
 
     assert response.status_code == 400
-    assert b"Unknown filter" in response.content
+    assert "无法识别的筛选条件" in response.content.decode()

@@ -65,17 +65,17 @@ def test_a_row_shows_previews_user_model_status_rating_source_terminal_timing(st
         "请按以下步骤操作。",
         "owner-openid",
         "deepseek",
-        "error",
+        "出错",  # labels in the admin's language (zh-hans by default), values are codes
         "upstream_timeout",
-        "Not Useful",
+        "无用",
         "答非所问",
-        "Web-view handoff",
-        "Webview",
+        "网页交接",
+        "H5 网页",
     ):
         assert shown in row, shown
     assert "结尾不该出现" not in page  # a preview, not the whole answer
     other_status = _record(owner, first_token_ms=1234)
-    assert "1.23 s" in staff_client.get(CHANGELIST + f"?q=&owner={owner.pk}").text
+    assert "1.23 秒" in staff_client.get(CHANGELIST + f"?q=&owner={owner.pk}").text
     assert other_status.pk in _listed(staff_client)
 
 
@@ -253,9 +253,9 @@ def test_a_record_page_shows_the_answer_rendered_and_raw_and_the_conversation(
     assert 'class="turn is-hidden"' in page
     assert f'href="/admin/chat/chatrecord/{before.pk}/change/"' in page
     assert "太笼统" in page
-    assert "First token 850 ms" in page
-    assert "40 in / 120 out" in page
-    assert "Flagged</strong> by charlie" in page
+    assert "首字延迟 850 毫秒" in page
+    assert "输入 40 / 输出 120" in page
+    assert "<strong>已标记待复核</strong>（charlie，" in page
     assert "核对退款流程" in page
 
 
@@ -270,10 +270,10 @@ def test_moderating_from_a_record_page_acts_logs_and_says_so(staff_client, owner
     hidden = _moderate(staff_client, record, "hidden", "广告")
     unhidden = _moderate(staff_client, record, "unhidden", "误判")
 
-    assert "Hidden." in hidden.text
-    assert "Unhide" in hidden.text
-    assert "Unhidden." in unhidden.text
-    assert "Hide from owner" in unhidden.text
+    assert "已隐藏。" in hidden.text
+    assert ">取消隐藏</button>" in hidden.text
+    assert "已取消隐藏。" in unhidden.text
+    assert ">对用户隐藏</button>" in unhidden.text
     assert list(record.moderation_events.values_list("action", "note", "by")) == [
         ("hidden", "广告", staff.pk),
         ("unhidden", "误判", staff.pk),
@@ -287,7 +287,7 @@ def test_hiding_without_a_note_is_refused_and_changes_nothing(staff_client, owne
     wrong = _moderate(staff_client, record, "deleted", "x")
     read = staff_client.get(reverse("admin:chat_chatrecord_moderate", args=[record.pk]))
 
-    assert "Say why" in response.text
+    assert "请说明原因" in response.text
     assert wrong.status_code == 200
     assert '<li class="error">' in wrong.text
     assert read.status_code == 405
@@ -308,8 +308,8 @@ def test_a_selection_is_hidden_after_a_page_that_asks_for_the_note(staff_client,
     assert "问题 0" in asked.text
     assert 'name="note"' in asked.text
     assert refused.status_code == 200
-    assert "Say why" in refused.text
-    assert "Hidden: 2 records." in done.text
+    assert "请说明原因" in refused.text
+    assert "已隐藏：2 条记录。" in done.text
     assert list(ChatRecord.objects.filter(is_hidden=True).order_by("pk")) == records[:2]
     assert ModerationEvent.objects.filter(note="刷屏", by=staff).count() == 2
 
@@ -338,7 +338,7 @@ def test_the_admin_index_links_the_queue_with_its_size_and_the_dashboard(staff_c
     page = staff_client.get("/admin/").text
 
     assert f'href="{CHANGELIST}?moderation=queue"' in page
-    assert "2 waiting" in page
+    assert "2 条待审" in page
     assert 'href="/admin/dashboard/"' in page
 
 

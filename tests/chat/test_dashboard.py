@@ -129,17 +129,18 @@ def test_the_page_shows_the_figures_and_four_charts(staff_client, owner):
     charts = re.findall(r'<figure class="chart">.*?<svg .*?</svg></div></figure>', page, re.S)
     assert len(charts) == 4
     for title in (
-        "Questions and users per day",
-        "Rated answers per day: useful / not useful share",
-        "Answers cut short, share of questions",
-        "Time to first token per model: p50 (solid) and p95 (dashed)",
+        "每日提问与用户",
+        "每日已评价回答：有用 / 无用占比",
+        "未完整结束的回答占提问的比例",
+        "各模型首字延迟：p50（实线）与 p95（虚线）",
     ):
         assert f"<figcaption>{title}</figcaption>" in page
         assert f"<title>{title}</title>" in page
     assert '<span class="swatch line" style="--swatch: #2c6e9b"></span>deepseek p50' in page
     assert '<span class="swatch line dashed" style="--swatch: #2c6e9b"></span>deepseek p95' in page
-    assert '<span class="value">6</span><span class="label">questions</span>' in page
+    assert '<span class="value">6</span><span class="label">提问</span>' in page
     assert "upstream_timeout" in page
+    assert "<td>出错</td>" in page  # the error's status, in words
     assert "没用" in page
     assert "Traceback" not in page
 
