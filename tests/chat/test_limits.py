@@ -360,7 +360,7 @@ def test_staff_set_a_users_limits_in_the_admin(client, staff, owner):
     )  # fmt: skip
 
     assert page.status_code == 200
-    assert b"Raise or lift this user" in page.content
+    assert "为该用户提高或取消限额" in page.content.decode()  # the admin speaks Chinese
     assert saved.status_code == 302, saved.content.decode()[:2000]
     owner.refresh_from_db()
     assert (owner.limit_concurrent_streams, owner.limit_questions_per_minute) == (5, 0)
