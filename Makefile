@@ -11,15 +11,27 @@ DEV_ENV := DEBUG=1 CHAT_DEV_LOGIN=1
 NODE_STAMP := node_modules/.package-lock.json
 # The H5 page's bundle (frontend/ -> static/build/), rebuilt when any source is newer.
 BUNDLE := static/build/h5.js
+# Hashes for every file; no index or wheel folder of this machine written into the lock.
+LOCK_OPTIONS := --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links
 FRONTEND_SOURCES := $(shell find frontend -type f -not -path 'frontend/tests/*')
 
-.PHONY: run test lint format install system-deps build messages
+.PHONY: run test lint format install system-deps build messages lock
 
-$(STAMP): pyproject.toml
+# Exact versions with hashes from the lock files (`make lock` writes both from pyproject.toml:
+# requirements.lock for production, requirements-dev.lock adds the test tools), then the
+# project itself without resolving anything; `pip check` proves the set consistent.
+$(STAMP): pyproject.toml requirements-dev.lock
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip check
 	touch $(STAMP)
+
+lock:
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet 'pip-tools>=7.4,<8'
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile $(LOCK_OPTIONS) -o requirements.lock pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile $(LOCK_OPTIONS) --extra dev -o requirements-dev.lock pyproject.toml
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -1,7 +1,8 @@
 """One settings module for every environment; the environment picks the parts.
 
-Zero configuration gives the embedded default: SQLite, the in-memory channel layer and the
-offline demo model. `DATABASE_URL` and `REDIS_URL` switch to PostgreSQL and Redis.
+Zero configuration gives the embedded default: SQLite, in-process memory (event logs,
+stops, limits, cache) and the offline demo model. `DATABASE_URL` and `REDIS_URL` switch to
+PostgreSQL and Redis.
 See `.env.example` for every variable.
 """
 
@@ -174,17 +175,10 @@ AUTH_USER_MODEL = "accounts.User"
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
-        }
-    }
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_PASSWORD_VALIDATORS = [
