@@ -29,12 +29,14 @@ from django.views.decorators.http import require_POST
 from chat.admin_filters import QUEUE, FirstTokenFilter, ModerationFilter, OwnerFilter
 from chat.charts import seconds
 from chat.export import records_csv_response
-from chat.markdown import markdown_to_safe_html
+from chat.markdown import markdown_to_plain_text, markdown_to_safe_html
 from chat.models import ChatRecord, ChatSession, ModerationEvent
 from chat.moderation import NOTE_MAX_CHARS, moderation_log, records_moderate
 
 Action = ModerationEvent.Action
 PREVIEW_CHARS = 80
+# Answers are Markdown, previewed as plain words: read twice the preview, as the marks go.
+ANSWER_START_CHARS = 2 * PREVIEW_CHARS
 # Records of the session shown on each side of the one being reviewed.
 CONVERSATION_SIDE = 50
 # Records listed on the page that asks for a moderation note.
@@ -93,7 +95,7 @@ class RecordChangeList(ChangeList):
 
     def get_queryset(self, request: HttpRequest, exclude_parameters=None) -> QuerySet:
         queryset = super().get_queryset(request, exclude_parameters)
-        return queryset.annotate(answer_start=Substr("answer", 1, PREVIEW_CHARS + 1)).defer(
+        return queryset.annotate(answer_start=Substr("answer", 1, ANSWER_START_CHARS)).defer(
             "answer"
         )
 
@@ -112,8 +114,16 @@ def _done_selection(action: str, done: int, selected: int) -> str:
     return message
 
 
-def _preview(text: str) -> str:
-    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
+def _preview(text: str, *, more: bool = False) -> str:
+    """The start of `text`, with "…" when it is cut here or `more` follows it."""
+    if len(text) <= PREVIEW_CHARS and not more:
+        return text
+    return text[:PREVIEW_CHARS] + "…"
+
+
+def _answer_preview(answer_start: str) -> str:
+    more = len(answer_start) >= ANSWER_START_CHARS
+    return _preview(markdown_to_plain_text(answer_start), more=more)
 
 
 def _moderation_action(action: str, description: str | Promise):
@@ -221,7 +231,7 @@ class ChatRecordAdmin(admin.ModelAdmin):
         return format_html(
             '<span class="preview-question">{}</span><span class="preview-answer">{}</span>',
             _preview(record.question),
-            _preview(record.answer_start) or gettext("(no answer)"),
+            _answer_preview(record.answer_start) or gettext("(no answer)"),
         )
 
     @admin.display(description=_("model · terminal · source"), ordering="model_name")

@@ -41,14 +41,23 @@ def whole_number(value: float) -> str:
 
 
 def percent(value: float) -> str:
-    return f"{value:.0f}%" if value == round(value) else f"{value:.1f}%"
+    """"12%", "12.5%"; below 10% up to two decimals, so an axis of 0.25% steps reads
+    0.25, 0.5, 0.75, not 0.2, 0.5, 0.8."""
+    decimals = 2 if value < 10 else 1
+    return f"{value:.{decimals}f}".rstrip("0").rstrip(".") + "%"
 
 
 def seconds(value: float, *, decimals: int | None = None) -> str:
-    """A duration in the admin's language ("1.2 s"); one decimal below 10 s by default."""
-    if decimals is None:
-        decimals = 1 if value < 10 else 0
-    return gettext("%(seconds)s s") % {"seconds": f"{value:.{decimals}f}"}
+    """A duration in the admin's language ("1.2 s"). By default one decimal below 10 s and
+    up to three below 1 s (trailing zeros dropped), so an axis of 0.05 s steps reads
+    0.05, 0.1, 0.15, not 0.1 twice."""
+    if decimals is not None:
+        text = f"{value:.{decimals}f}"
+    elif value < 1:
+        text = f"{value:.3f}".rstrip("0").rstrip(".")
+    else:
+        text = f"{value:.{1 if value < 10 else 0}f}"
+    return gettext("%(seconds)s s") % {"seconds": text}
 
 
 @dataclass(frozen=True)

@@ -211,13 +211,12 @@ def _first_token(starts: list[datetime]) -> list[ModelFirstToken]:
 
 
 def latest_not_useful() -> list[ChatRecord]:
-    """The newest answers rated not useful, with the start of their text only."""
+    """The newest answers rated not useful, with the start of their question only."""
     records = (
         ChatRecord.objects.filter(rating=Rating.NOT_USEFUL)
         .select_related("owner")
         .annotate(
             question_start=Substr("question", 1, PREVIEW_CHARS),
-            answer_start=Substr("answer", 1, PREVIEW_CHARS),
         )
         .defer("question", "answer")
         .order_by("-created_at", "-pk")

@@ -6,7 +6,8 @@ attributes of what it made. Images become links: an answer must not make a staff
 fetch an address a model or a page chose.
 """
 
-from html import escape
+import re
+from html import escape, unescape
 
 import nh3
 from markdown_it import MarkdownIt
@@ -51,3 +52,10 @@ def markdown_to_safe_html(text: str) -> str:
         link_rel="noopener noreferrer nofollow",
         filter_style_properties={"text-align"},
     )
+
+
+def markdown_to_plain_text(text: str) -> str:
+    """`text` as Markdown, read out as one line of plain words: for previews, where
+    `**bold**` or `> ` would be noise."""
+    words = nh3.clean(_PARSER.render(text), tags=set())
+    return re.sub(r"\s+", " ", unescape(words)).strip()

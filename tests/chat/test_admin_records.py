@@ -79,6 +79,24 @@ def test_a_row_shows_previews_user_model_status_rating_source_terminal_timing(st
     assert other_status.pk in _listed(staff_client)
 
 
+def test_a_markdown_answer_is_previewed_as_its_words(staff_client, owner):
+    long_tail = "，".join(["继续"] * 60) + "结尾不该出现"
+    record = _record(
+        owner,
+        answer=f"> 🧪 **离线演示** — `代码` 和 [链接](https://x.example)\n\n- 一\n- 二{long_tail}",
+    )
+
+    page = staff_client.get(CHANGELIST).text
+
+    row = page[page.index(f'value="{record.pk}"') :]
+    preview = row[row.index('class="preview-answer"') : row.index("</tr>")]
+    assert "🧪 离线演示 — 代码 和 链接 一 二继续" in preview
+    for mark in ("**", "&gt;", "`", "](", "- 一"):
+        assert mark not in preview, mark
+    assert "…" in preview
+    assert "结尾不该出现" not in preview
+
+
 @pytest.fixture
 def assorted(owner, other, staff) -> dict[str, ChatRecord]:
     """One record per thing a filter picks out."""

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import User
-from chat.charts import Series, column_chart, line_chart, percent
+from chat.charts import Series, column_chart, line_chart, percent, seconds
 from chat.dashboard import DAYS, dashboard_figures
 from chat.models import ChatRecord, ChatSession
 
@@ -221,3 +221,17 @@ def test_a_model_name_reaches_the_page_escaped(staff_client):
     page = staff_client.get(DASHBOARD).text
 
     assert "<img src=x" not in page
+
+
+def test_durations_below_a_second_keep_the_digits_that_tell_them_apart():
+    labels = [seconds(step * 0.05) for step in range(5)]
+
+    assert len(set(labels)) == 5, labels
+    assert seconds(1.234, decimals=2).startswith("1.23")
+    assert seconds(12.3).startswith("12")
+
+
+def test_percentages_on_a_fine_axis_are_written_as_they_are():
+    assert [percent(step * 0.25) for step in range(5)] == ["0%", "0.25%", "0.5%", "0.75%", "1%"]
+    assert percent(12.5) == "12.5%"
+    assert percent(100) == "100%"

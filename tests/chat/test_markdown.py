@@ -2,7 +2,7 @@
 
 import pytest
 
-from chat.markdown import markdown_to_safe_html
+from chat.markdown import markdown_to_plain_text, markdown_to_safe_html
 
 
 def test_markdown_becomes_html_a_reader_expects():
@@ -55,3 +55,9 @@ def test_links_stay_links_that_open_nothing_of_ours_and_images_become_links():
 
 def test_raw_html_is_shown_as_text():
     assert "&lt;b&gt;not bold&lt;/b&gt;" in markdown_to_safe_html("<b>not bold</b>")
+
+
+def test_plain_text_keeps_the_words_and_drops_the_marks_and_markup():
+    text = markdown_to_plain_text("## 标题\n**粗体** & <b>x</b>\n\n- 一\n- 二\n\n```\na < b\n```")
+
+    assert text == "标题 粗体 & <b>x</b> 一 二 a < b"
