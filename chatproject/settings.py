@@ -384,6 +384,9 @@ if CHAT_CONTENT_CHECK_SCENE > 4:
 # Characters per check call (msgSecCheck takes at most 2500); an answer is checked in
 # windows this long that end at its newest text.
 CHAT_CONTENT_CHECK_MAX_CHARS = env_int("CHAT_CONTENT_CHECK_MAX_CHARS", 2500, minimum=200)
+# An answer's checks start at most this often (0: each as soon as the one before returns,
+# about one per round trip to WeChat): fewer calls against WeChat's quota, later text.
+CHAT_CONTENT_CHECK_EVERY_MS = env_int("CHAT_CONTENT_CHECK_EVERY_MS", 0)
 CHAT_CONTENT_CHECK_TIMEOUT_SECONDS = env_float(
     "CHAT_CONTENT_CHECK_TIMEOUT_SECONDS", 3.0, minimum=0.1
 )

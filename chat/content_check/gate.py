@@ -9,7 +9,8 @@ pacing, coalescing, saving and delivery stay as they are: they only see text lat
   Each check covers a window of at most CHAT_CONTENT_CHECK_MAX_CHARS characters ending at
   the newest text, filled with the text before it (at least `_MIN_CONTEXT` characters
   when there is that much), so a phrase cut in two by the stream's pieces is still seen
-  whole. One check at a time per answer: what arrives meanwhile goes into the next one.
+  whole. One check at a time per answer: what arrives meanwhile goes into the next one
+  (which starts at least CHAT_CONTENT_CHECK_EVERY_MS after the one before, if set).
   Only the text not yet checked is held back: a delta reaches the client a check's round
   trip after the model produced it (bench/README.md measures it).
 - A block raises ProviderError `content_blocked` after its verdict is stored and the
@@ -175,6 +176,7 @@ class _ReadAhead:
 
 async def _answer_windows(upstream: _ReadAhead, judge: _Judge) -> Batches:
     size = settings.CHAT_CONTENT_CHECK_MAX_CHARS
+    every, loop = settings.CHAT_CONTENT_CHECK_EVERY_MS / 1000, asyncio.get_running_loop()
     checked = ""  # the end of the text passed on: the context of the next window
     pending = ""
     while True:
@@ -187,9 +189,12 @@ async def _answer_windows(upstream: _ReadAhead, judge: _Judge) -> Batches:
         room = size - min(len(checked), _MIN_CONTEXT)
         new, pending = pending[:room], pending[room:]
         window = (checked + new)[-size:]
+        started = loop.time()
         await judge.judge(window, "answer")
         yield [UpstreamChunk(text=new)]
         checked = window
+        # CHAT_CONTENT_CHECK_EVERY_MS: fewer, longer windows (WeChat's quota) for later text.
+        await asyncio.sleep(max(0.0, started + every - loop.time()))
     if upstream.error is not None:
         raise upstream.error
     if upstream.endings:

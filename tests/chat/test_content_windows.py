@@ -1,6 +1,8 @@
 """The content checkers and windows in this process, with no network: what is sent to a
 checker, and what the keyword list finds."""
 
+import asyncio
+
 import pytest
 
 from chat.content_check import gate
@@ -105,3 +107,20 @@ def test_content_checks_are_off_by_default(settings):
     settings.CHAT_CONTENT_CHECK = "keywords"
     settings.CHAT_CONTENT_CHECK_KEYWORDS = "x"
     assert isinstance(checker_configured(), KeywordChecker)
+
+
+async def test_checks_every_so_often_make_fewer_longer_windows(settings):
+    settings.CHAT_CONTENT_CHECK_EVERY_MS = 100
+
+    async def slow_batches():
+        for n in range(20):
+            yield [UpstreamChunk(text=f"t{n} ")]
+            await asyncio.sleep(0.01)
+        yield [UpstreamChunk(finish_reason="stop")]
+
+    checker = _Recording()
+    judge = gate._Judge(checker, record_id=1)
+    batches = [b async for b in gate._answer_windows(gate._ReadAhead(slow_batches()), judge)]
+
+    assert "".join(c.text for b in batches for c in b) == "".join(f"t{n} " for n in range(20))
+    assert 2 <= len(checker.texts) <= 4  # ~0.2 s of text, a check at most every 0.1 s

@@ -228,6 +228,11 @@ class FakeWechat(BackgroundServer):
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Kept-alive connections, as WeChat's: a check is not a TCP handshake each; and
+            # no Nagle, whose wait for an ACK (~40 ms) would pass for WeChat's own delay.
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 if url.path != PATH:
