@@ -8,6 +8,7 @@ in for both."""
 
 import asyncio
 import os
+import re
 import uuid
 
 import httpx
@@ -328,7 +329,7 @@ async def test_the_token_is_renewed_once_before_it_expires_whatever_the_load(
 
 
 async def test_a_token_wechat_refuses_is_replaced_once_under_concurrent_questions(
-    clients, wechat, upstream
+    checked, clients, wechat, upstream
 ):
     await _burst(clients, upstream, count=2)  # a token is in use
     wechat.expire_tokens()
@@ -340,6 +341,12 @@ async def test_a_token_wechat_refuses_is_replaced_once_under_concurrent_question
     assert len(renewals) == 1, renewals
     assert renewals[0]["force_refresh"] is True
     assert renewals[0]["appid"] == wechat.app_id
+    # Neither the app secret nor any token is ever logged.
+    for server in set(checked):
+        log = server.log_text()
+        assert "token renewed" in log or server is not checked[0]
+        assert wechat.app_secret not in log
+        assert not re.search(r"tok-\d", log)
 
 
 # --- The keyword list (no WeChat) ----------------------------------------------------------
