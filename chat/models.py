@@ -132,18 +132,24 @@ class ChatRecord(models.Model):
     # first `review` one; empty when every check passed or none ran. Defaults in the
     # database: the stream's own INSERT (chat/turn_store.py) leaves them out.
     content_check_side = models.CharField(
-        _("checked side"), max_length=8, choices=CheckedSide.choices, blank=True, db_default=""
+        _("checked side"),
+        max_length=8,
+        choices=CheckedSide.choices,
+        blank=True,
+        default="",
+        db_default="",
     )
     content_check_suggest = models.CharField(
         _("content check"),
         max_length=8,
         choices=ContentSuggest.choices,
         blank=True,
+        default="",
         db_default="",
     )
     content_check_label = models.PositiveIntegerField(_("content label"), null=True, blank=True)
     content_check_trace_id = models.CharField(
-        _("content check trace id"), max_length=64, blank=True, db_default=""
+        _("content check trace id"), max_length=64, blank=True, default="", db_default=""
     )
 
     objects = ChatRecordQuerySet.as_manager()
