@@ -16,7 +16,8 @@ pacing, coalescing, saving and delivery stay as they are: they only see text lat
 - A block raises ProviderError `content_blocked` after its verdict is stored and the
   record hidden; the text held back is dropped, never delivered, never saved.
 - A checker that cannot judge follows CHAT_CONTENT_CHECK_ON_ERROR: `open` passes the
-  text on unchecked (logged, counted), `closed` ends with `content_check_unavailable`.
+  text on unchecked (logged, counted), and the rest of the answer too, without waiting
+  for more failures; `closed` ends with `content_check_unavailable`.
 """
 
 import asyncio
@@ -83,6 +84,9 @@ class _Judge:
         self.record_id = record_id
         self.subject = Subject(record_id=record_id, openid="")
         self._verdict_kept = False
+        # Sides whose check failed under `open`: a checker that times out would otherwise
+        # hold each later window of the answer for the whole timeout.
+        self._failed_open: set[str] = set()
 
     async def question(self, question: str) -> None:
         # A question longer than a window (CHAT_QUESTION_MAX_CHARS may allow it) is checked
@@ -94,6 +98,8 @@ class _Judge:
 
     async def judge(self, text: str, side: Side) -> None:
         """Return if `text` may be shown; raise ProviderError if not."""
+        if side in self._failed_open:
+            return  # failing open: the rest of this side goes unchecked, not late
         started = time.monotonic()
         try:
             verdict = await self.checker.check(text, side=side, subject=self.subject)
@@ -129,6 +135,7 @@ class _Judge:
             logger.exception("content check of the %s failed (fail %s)", side, policy)
         if policy == "closed":
             raise ProviderError(UNAVAILABLE, UNAVAILABLE_MESSAGE) from None
+        self._failed_open.add(side)
 
 
 class _ReadAhead:
