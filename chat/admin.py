@@ -100,6 +100,21 @@ class RecordChangeList(ChangeList):
         )
 
 
+# msgSecCheck v2's labels (chat/content_check/checkers.py `Verdict`).
+_CONTENT_LABELS = {
+    100: _("normal"),
+    10001: _("advertising"),
+    20001: _("politics"),
+    20002: _("pornography"),
+    20003: _("abuse"),
+    20006: _("crime"),
+    20008: _("fraud"),
+    20012: _("vulgarity"),
+    20013: _("copyright"),
+    21000: _("other"),
+}
+
+
 def _records(count: int) -> str:
     return ngettext("%(count)s record", "%(count)s records", count) % {"count": count}
 
@@ -145,7 +160,8 @@ class ChatRecordAdmin(admin.ModelAdmin):
     list_display_links = ("id", "question_and_answer")
     list_filter = (
         ModerationFilter, ("is_hidden", admin.BooleanFieldListFilter), "status", "rating",
-        "source", "terminal", "model_name", FirstTokenFilter, "created_at", OwnerFilter,
+        "source", "terminal", "model_name", FirstTokenFilter, "content_check_suggest",
+        "created_at", OwnerFilter,
     )  # fmt: skip
     search_fields = (
         "question", "answer", "owner__openid", "owner__nickname", "client_id", "=error_code",
@@ -176,6 +192,15 @@ class ChatRecordAdmin(admin.ModelAdmin):
             {"fields": ("rating", "rating_reason", "moderation", "is_hidden")},
         ),
         (
+            _("Content check"),
+            {
+                "fields": (
+                    "content_check_suggest", "content_check_side", "content_label",
+                    "content_check_trace_id",
+                )
+            },
+        ),
+        (
             _("Tokens and timings"),
             {
                 "fields": (
@@ -191,6 +216,7 @@ class ChatRecordAdmin(admin.ModelAdmin):
         "user", "session_link", "source", "terminal", "model_name", "status", "error_code",
         "client_id", "moderation", "is_hidden", "created_at", "first_token", "finished_at",
         "duration", "heartbeat_at", "prompt_tokens", "completion_tokens", "total_tokens",
+        "content_check_suggest", "content_check_side", "content_label", "content_check_trace_id",
     )  # fmt: skip
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -317,6 +343,14 @@ class ChatRecordAdmin(admin.ModelAdmin):
     @admin.display(description=_("total tokens"))
     def total_tokens(self, record: ChatRecord) -> int | None:
         return record.total_tokens
+
+    @admin.display(description=_("content label"))
+    def content_label(self, record: ChatRecord) -> str:
+        label = record.content_check_label
+        if label is None:
+            return "—"
+        name = _CONTENT_LABELS.get(label)
+        return f"{label} ({name})" if name else str(label)
 
     # --- The record page ----------------------------------------------------------------------
 

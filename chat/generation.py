@@ -20,6 +20,7 @@ from django.conf import settings
 
 from chat import eventbus, events
 from chat.answer_watch import answer_ended
+from chat.content_check.gate import content_checked
 from chat.event_log import EventLog
 from chat.models import ChatRecord
 from chat.providers import ModelSpec, ProviderError, Usage, provider_stream
@@ -233,6 +234,7 @@ class Generation:
         # writes and mini-program setData calls; the same text.
         window = self._coalesce_seconds
         stream = provider_stream(self.spec, self.messages, read_every=window)
+        stream = content_checked(stream, record_id=self.record_id)  # when configured
         self.messages = []  # the provider sends them, then drops them too
         async for batch in stream:
             for chunk in batch:

@@ -20,6 +20,7 @@ import sys
 from django.conf import settings
 
 from chat import eventbus, events
+from chat.content_check.wechat_token import wechat_http_close
 from chat.generation import Status, generation_find, generation_live, generations_live
 from chat.models import ChatRecord
 from chat.providers import clients_close
@@ -217,7 +218,12 @@ def _close_clients_under_twisted():
     # Any stop (Ctrl-C too) closes the model clients; the reactor waits for the Deferred.
     from twisted.internet.defer import Deferred
 
-    return Deferred.fromFuture(asyncio.ensure_future(clients_close()))
+    return Deferred.fromFuture(asyncio.ensure_future(_clients_close()))
+
+
+async def _clients_close() -> None:
+    await clients_close()  # the models'
+    await wechat_http_close()  # content checks'
 
 
 async def lifespan(scope, receive, send) -> None:
@@ -228,7 +234,7 @@ async def lifespan(scope, receive, send) -> None:
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            await clients_close()
+            await _clients_close()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

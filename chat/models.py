@@ -74,6 +74,14 @@ class ChatRecord(models.Model):
         FLAGGED = "flagged", _("Flagged")  # waits for a review
         REVIEWED = "reviewed", _("Reviewed")
 
+    class CheckedSide(models.TextChoices):
+        QUESTION = "question", _("Question")
+        ANSWER = "answer", _("Answer")
+
+    class ContentSuggest(models.TextChoices):
+        REVIEW = "review", _("Review (unsure)")
+        RISKY = "risky", _("Risky")
+
     FINISHED_STATUSES = (Status.DONE, Status.STOPPED, Status.INTERRUPTED, Status.ERROR)
 
     session = models.ForeignKey(
@@ -120,6 +128,29 @@ class ChatRecord(models.Model):
         _("moderation"), max_length=16, choices=Moderation.choices, default=Moderation.UNREVIEWED
     )
     is_hidden = models.BooleanField(_("hidden from its owner"), default=False)
+    # Content security (chat/content_check/): the verdict that blocked the record, else the
+    # first `review` one; empty when every check passed or none ran. Defaults in the
+    # database: the stream's own INSERT (chat/turn_store.py) leaves them out.
+    content_check_side = models.CharField(
+        _("checked side"),
+        max_length=8,
+        choices=CheckedSide.choices,
+        blank=True,
+        default="",
+        db_default="",
+    )
+    content_check_suggest = models.CharField(
+        _("content check"),
+        max_length=8,
+        choices=ContentSuggest.choices,
+        blank=True,
+        default="",
+        db_default="",
+    )
+    content_check_label = models.PositiveIntegerField(_("content label"), null=True, blank=True)
+    content_check_trace_id = models.CharField(
+        _("content check trace id"), max_length=64, blank=True, default="", db_default=""
+    )
 
     objects = ChatRecordQuerySet.as_manager()
 

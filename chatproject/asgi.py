@@ -15,6 +15,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from chat import lifecycle  # noqa: E402
+from chat.content_check.checkers import checker_configured  # noqa: E402
 from chat.providers import model_registry  # noqa: E402
 from chat.services import records_reap  # noqa: E402
 from chatproject.lane import with_stream_lane  # noqa: E402
@@ -38,6 +39,7 @@ def _reap_at_start_up() -> None:
 
 
 model_registry()  # a wrong LLM_MODELS stops the server now, not at the first question
+checker_configured()  # so does a wrong CHAT_CONTENT_CHECK
 _reap_at_start_up()
 lifecycle.install_sigterm_drain()
 

@@ -62,6 +62,25 @@ ERRORS = Counter(
 LIMIT_REFUSALS = Counter("chat_limit_refusals", "Requests refused by a limit (429).", ["limit"])
 RESUMES = Counter("chat_resumes", "Event streams resumed.")
 STOP_REQUESTS = Counter("chat_stop_requests", "Stop requests for open answers.")
+CONTENT_BLOCKS = Counter(
+    "chat_content_blocks",
+    "Questions and answers a content check blocked (side: question or answer).",
+    ["side"],
+)
+CONTENT_CHECK_FAILURES = Counter(
+    "chat_content_check_failures",
+    "Content checks that could not judge (HTTP error, errcode, timeout), by side and by "
+    "CHAT_CONTENT_CHECK_ON_ERROR: open delivered unchecked, closed ended the stream.",
+    ["side", "policy"],
+)
+CONTENT_CHECK_SECONDS = Histogram(
+    "chat_content_check_seconds",
+    "How long one content check call took.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+)
+WECHAT_TOKEN_REFRESHES = Counter(
+    "chat_wechat_token_refreshes", "WeChat access tokens fetched (stable_token) by this server."
+)
 DB_ERRORS = Counter("chat_db_errors", "Database failures, as logged.")
 REDIS_ERRORS = Counter("chat_redis_errors", "Redis failures, as logged.")
 

@@ -362,6 +362,37 @@ CHAT_LIMIT_TICKET_EXCHANGES_PER_IP_PER_MINUTE = env_int(
     "CHAT_LIMIT_TICKET_EXCHANGES_PER_IP_PER_MINUTE", 60
 )
 
+# --- Content security (chat/content_check/) --------------------------------------------------
+# Questions are checked before the model is asked and answers while they stream; off when
+# empty. `keywords` (the word list below), `wechat` (WeChat's msgSecCheck v2, with
+# WECHAT_APP_ID/SECRET) or the dotted path of a ContentChecker class of your own.
+CHAT_CONTENT_CHECK = env_str("CHAT_CONTENT_CHECK").strip()
+# The keyword moderator's words: comma- or newline-separated (CHAT_CONTENT_CHECK_KEYWORDS_FILE
+# reads them from a file, one a line); matched case-insensitively, anywhere in the text.
+CHAT_CONTENT_CHECK_KEYWORDS = env_str("CHAT_CONTENT_CHECK_KEYWORDS")
+# When the checker cannot answer (HTTP error, errcode, timeout): `closed` ends the stream
+# with `content_check_unavailable`, `open` delivers unchecked (logged and counted).
+CHAT_CONTENT_CHECK_ON_ERROR = env_choice(
+    "CHAT_CONTENT_CHECK_ON_ERROR", "closed", ("open", "closed")
+)
+# `review` verdicts (WeChat is unsure) are stored for staff; 1 blocks them like `risky`.
+CHAT_CONTENT_CHECK_BLOCK_REVIEW = env_bool("CHAT_CONTENT_CHECK_BLOCK_REVIEW", False)
+# msgSecCheck's scene: 1 profile, 2 comment, 3 forum, 4 social log.
+CHAT_CONTENT_CHECK_SCENE = env_int("CHAT_CONTENT_CHECK_SCENE", 2, minimum=1)
+if CHAT_CONTENT_CHECK_SCENE > 4:
+    raise ImproperlyConfigured("CHAT_CONTENT_CHECK_SCENE must be 1, 2, 3 or 4")
+# Characters per check call (msgSecCheck takes at most 2500); an answer is checked in
+# windows this long that end at its newest text.
+CHAT_CONTENT_CHECK_MAX_CHARS = env_int("CHAT_CONTENT_CHECK_MAX_CHARS", 2500, minimum=200)
+# An answer's checks start at most this often (0: each as soon as the one before returns,
+# about one per round trip to WeChat): fewer calls against WeChat's quota, later text.
+CHAT_CONTENT_CHECK_EVERY_MS = env_int("CHAT_CONTENT_CHECK_EVERY_MS", 0)
+CHAT_CONTENT_CHECK_TIMEOUT_SECONDS = env_float(
+    "CHAT_CONTENT_CHECK_TIMEOUT_SECONDS", 3.0, minimum=0.1
+)
+# The access token (stable_token) is renewed this long before it expires.
+WECHAT_TOKEN_REFRESH_MARGIN_SECONDS = env_int("WECHAT_TOKEN_REFRESH_MARGIN_SECONDS", 300)
+
 # --- Metrics (chatproject/metrics.py) --------------------------------------------------------
 # Who may read /metrics (others get a 404): networks, comma-separated.
 CHAT_METRICS_ALLOWED_NETWORKS = env_networks("CHAT_METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1")

@@ -381,3 +381,27 @@ def test_the_record_form_saves_no_answer_and_no_moderation_even_for_a_superuser(
     assert (record.question, record.answer, record.is_hidden, record.moderation) == (
         "q", "原样", False, "unreviewed",
     )  # fmt: skip
+
+
+def test_a_records_content_verdict_is_on_its_page_read_only_and_filters_the_list(
+    staff_client, owner
+):
+    blocked = _record(
+        owner, status="error", error_code="content_blocked", content_check_side="answer",
+        content_check_suggest="risky", content_check_label=20001,
+        content_check_trace_id="trace-0123abcd", is_hidden=True,
+    )  # fmt: skip
+    review = _record(owner, content_check_side="question", content_check_suggest="review")
+    clean = _record(owner)
+
+    page = staff_client.get(f"{CHANGELIST}{blocked.pk}/change/", HTTP_ACCEPT_LANGUAGE="en")
+
+    assert page.status_code == 200
+    text = page.text
+    assert "trace-0123abcd" in text
+    assert "20001 (" in text
+    assert 'name="content_check_trace_id"' not in text  # shown, not editable
+    assert 'name="content_check_suggest"' not in text
+    assert _listed(staff_client, "?content_check_suggest=risky") == [blocked.pk]
+    assert _listed(staff_client, "?content_check_suggest=review") == [review.pk]
+    assert clean.pk in _listed(staff_client)

@@ -19,3 +19,20 @@ def test_a_wrong_model_configuration_is_an_error_at_start_up(settings):
     settings.LLM_DEFAULT_MODEL = "gpt-5"
     with pytest.raises(SystemCheckError, match="LLM_DEFAULT_MODEL 'gpt-5'"):
         call_command("check")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"CHAT_CONTENT_CHECK": "no.such.Checker"}, "cannot import 'no.such.Checker'"),
+        ({"CHAT_CONTENT_CHECK": "chat.models.ChatRecord"}, "is not a ContentChecker"),
+        ({"CHAT_CONTENT_CHECK": "keywords", "CHAT_CONTENT_CHECK_KEYWORDS": " , "}, "needs CHAT_"),
+        ({"CHAT_CONTENT_CHECK": "wechat", "WECHAT_APP_ID": ""}, "needs WECHAT_APP_ID"),
+    ],
+)
+def test_a_wrong_content_check_is_an_error_at_start_up(settings, overrides, message):
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+
+    with pytest.raises(SystemCheckError, match=message):
+        call_command("check")

@@ -1,4 +1,5 @@
-"""A scriptable stand-in for WeChat's code2Session endpoint, on a loopback port.
+"""A scriptable stand-in for WeChat's code2Session, stable_token and msgSecCheck endpoints,
+on a loopback port.
 
 Like the real one, it answers `GET /sns/jscode2session` with HTTP 200 and a JSON body typed
 `text/plain`, and a code works once (then `errcode 40163`). Fixed codes act out failures:
@@ -11,6 +12,14 @@ Like the real one, it answers `GET /sns/jscode2session` with HTTP 200 and a JSON
 `user_code(openid)` makes a fresh code for a user; codes `c-as-<openid>` work without
 scripting (for the demo: `python -m tests.support.wechat --port 8094`). Every request's
 query is recorded in `requests`.
+
+`POST /cgi-bin/stable_token` hands out tokens (`tok-1`, `tok-2`... ; each request counted
+in `token_requests`) valid `token_seconds`; `POST /wxa/msg_sec_check` answers for the
+current (or any earlier, unexpired) token, `risky` for content holding a word of
+`risky_words`, `review` for `review_words`, `pass` otherwise, after `check_delay` seconds
+(a fixed delay or a (low, high) range drawn per call), each call kept in `checks`.
+`check_failure` makes every check fail (`"http500"`, `"timeout"` (answers after 10 s),
+`"errcode"`, `"garbage"`); `expire_tokens()` makes every token so far refused (40001).
 
 Usage::
 
@@ -25,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import random
 import secrets
 import threading
 import time
@@ -35,7 +45,11 @@ from urllib.parse import parse_qsl, urlsplit
 from tests.support.servers import BackgroundServer
 
 PATH = "/sns/jscode2session"
+TOKEN_PATH = "/cgi-bin/stable_token"
+CHECK_PATH = "/wxa/msg_sec_check"
 SLOW_SECONDS = 3.0
+CHECK_TIMEOUT_DELAY = 10.0
+LABELS = {"risky": 20001, "review": 20002}  # politics, porn: any category would do
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,28 @@ _FIXED = {
     "c-garbage": Answer(b"<html>upstream error</html>"),
     "c-http500": Answer({"errcode": -1, "errmsg": "oops"}, status=500),
 }
+_CHECK_FAILURES = {
+    "http500": Answer({"errcode": -1, "errmsg": "oops"}, status=500),
+    "timeout": Answer({"errcode": 0}, delay=CHECK_TIMEOUT_DELAY),
+    "errcode": Answer({"errcode": -1, "errmsg": "system error, rid: 000a"}),
+    "garbage": Answer(b"<html>upstream error</html>"),
+}
+
+
+def _check_problem(body: dict) -> str:
+    """What the real msgSecCheck v2 would refuse in a request body, if anything."""
+    if body.get("version") != 2:
+        return "version must be 2"
+    if not body.get("openid"):
+        return "invalid openid"
+    if body.get("scene") not in (1, 2, 3, 4):
+        return "invalid scene"
+    content = body.get("content")
+    if not isinstance(content, str) or not 0 < len(content) <= 2500:
+        return "content must be 1 to 2500 characters"
+    return ""
+
+
 _UNKNOWN = Answer({"errcode": 40029, "errmsg": "invalid code, rid: 0000"})
 _USED = Answer({"errcode": 40163, "errmsg": "code been used, rid: 0005"})
 
@@ -70,6 +106,17 @@ class FakeWechat(BackgroundServer):
         self._answers: dict[str, Answer] = {}
         self._used: set[str] = set()
         self.requests: list[dict[str, str]] = []
+        # stable_token and msgSecCheck (scripting: set the attributes; reading: the lists).
+        self.app_id, self.app_secret = "wx-test-app", "test-app-secret"
+        self.token_seconds = 7200
+        self.token_delay = 0.0
+        self.token_requests: list[dict] = []
+        self._tokens: dict[str, float] = {}  # token -> expiry (time.monotonic())
+        self.risky_words: set[str] = set()
+        self.review_words: set[str] = set()
+        self.check_delay: float | tuple[float, float] = 0.0
+        self.check_failure: str = ""
+        self.checks: list[dict] = []  # each msgSecCheck body, with the token it came with
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -122,12 +169,70 @@ class FakeWechat(BackgroundServer):
             self._used.add(code)
             return answer
 
+    def expire_tokens(self) -> None:
+        """Every token handed out so far is refused from now on (errcode 40001)."""
+        with self._lock:
+            self._tokens.clear()
+
+    def checked_texts(self, scene: int | None = None) -> list[str]:
+        with self._lock:
+            return [c["content"] for c in self.checks if scene is None or c["scene"] == scene]
+
+    def _stable_token(self, body: dict) -> Answer:
+        with self._lock:
+            self.token_requests.append(body)
+            if body.get("appid") != self.app_id or body.get("secret") != self.app_secret:
+                return Answer({"errcode": 40013, "errmsg": "invalid appid, rid: 0006"})
+            if body.get("grant_type") != "client_credential":
+                return Answer({"errcode": 40002, "errmsg": "invalid grant_type, rid: 0007"})
+            token = f"tok-{len(self.token_requests)}"
+            self._tokens[token] = time.monotonic() + self.token_seconds
+        body = {"access_token": token, "expires_in": self.token_seconds}
+        return Answer(body, delay=self.token_delay)
+
+    def _msg_sec_check(self, token: str, body: dict) -> Answer:
+        delay = self.check_delay
+        if isinstance(delay, tuple):
+            delay = random.uniform(*delay)
+        with self._lock:
+            if self._tokens.get(token, 0) < time.monotonic():
+                return Answer({"errcode": 40001, "errmsg": "invalid credential, rid: 0008"})
+            self.checks.append({**body, "access_token": token})
+            failure = self.check_failure
+        if failure:
+            return _CHECK_FAILURES[failure]
+        problem = _check_problem(body)
+        if problem:
+            return Answer({"errcode": 40003, "errmsg": f"{problem}, rid: 0009"}, delay=delay)
+        content = body["content"]
+        suggest = "pass"
+        if any(word in content for word in self.review_words):
+            suggest = "review"
+        if any(word in content for word in self.risky_words):
+            suggest = "risky"
+        label = LABELS.get(suggest, 100)
+        trace_id = f"trace-{secrets.token_hex(6)}"
+        answer = {
+            "errcode": 0,
+            "errmsg": "ok",
+            "detail": [{"strategy": "content_model", "errcode": 0, "suggest": suggest,
+                        "label": label, "prob": 90}],
+            "trace_id": trace_id,
+            "result": {"suggest": suggest, "label": label},
+        }  # fmt: skip
+        return Answer(answer, delay=delay)
+
     # -- serving -------------------------------------------------------------------------
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Kept-alive connections, as WeChat's: a check is not a TCP handshake each; and
+            # no Nagle, whose wait for an ACK (~40 ms) would pass for WeChat's own delay.
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 if url.path != PATH:
@@ -137,6 +242,23 @@ class FakeWechat(BackgroundServer):
                 with fake._lock:
                     fake.requests.append(query)
                 self._send(fake._answer(query.get("js_code", "")))
+
+            def do_POST(self) -> None:
+                url = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = json.loads(self.rfile.read(length) or b"null")
+                except ValueError:
+                    body = None
+                if not isinstance(body, dict):
+                    self._send(Answer({"errcode": 47001, "errmsg": "data format error"}))
+                elif url.path == TOKEN_PATH:
+                    self._send(fake._stable_token(body))
+                elif url.path == CHECK_PATH:
+                    query = dict(parse_qsl(url.query))
+                    self._send(fake._msg_sec_check(query.get("access_token", ""), body))
+                else:
+                    self._send(Answer({"errcode": 404, "errmsg": "no such api"}, status=404))
 
             def _send(self, answer: Answer) -> None:
                 time.sleep(answer.delay)
@@ -161,9 +283,16 @@ class FakeWechat(BackgroundServer):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8094)
-    port = parser.parse_args().port
-    with FakeWechat(port=port) as wechat:
+    parser.add_argument("--risky", default="", help="comma-separated words msgSecCheck finds risky")
+    parser.add_argument("--check-delay-ms", default="0", help="msgSecCheck's delay: 50 or 30-80")
+    args = parser.parse_args()
+    with FakeWechat(port=args.port) as wechat:
+        wechat.risky_words = {word for word in args.risky.split(",") if word}
+        low, _, high = args.check_delay_ms.partition("-")
+        wechat.check_delay = (float(low) / 1000, float(high) / 1000) if high else float(low) / 1000
         print(f"fake code2Session at {wechat.base_url}{PATH}; codes c-as-<openid>", flush=True)
+        print(f"stable_token for appid {wechat.app_id}, secret {wechat.app_secret}; msgSecCheck "
+              f"finds risky: {', '.join(sorted(wechat.risky_words))}", flush=True)  # fmt: skip
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
 
