@@ -277,6 +277,19 @@ export function createChatClient({
       return finished;
     }
 
+    /** Hang up without stopping (the page closes): the server finishes the answer and the
+     * history has it; no callback after this. */
+    function detach() {
+      if (answer.done) return;
+      answer.done = true;
+      if (answer.handle) answer.handle.close();
+      active.delete(key);
+      unwatchApp();
+      texts.close();
+      events.close();
+      resolveFinished({ status: 'detached', text: answer.text, recordId: answer.recordId });
+    }
+
     auth.ensure().then(
       () => !answer.done && open({ recordId, lastEventId }),
       (error) => finish({ status: 'failed', error }),
@@ -290,6 +303,7 @@ export function createChatClient({
       finished,
       stop,
       resume,
+      detach,
       get text() {
         return answer.text;
       },

@@ -15,19 +15,23 @@ const defaultTimers = {
 };
 
 /**
- * `createTyper({setData, path, text?, onIdle?, intervalMs?, now?, timers?})`.
+ * `createTyper({setData, path, text?, onIdle?, justSet?, intervalMs?, now?, timers?})`.
  *   setData(patch)  the page's setData (bound), called with `{[path]: shownText, ...}`
  *   path            where the shown text goes, e.g. 'messages[3].text'
  *   text            what is shown already (an answer read on after a reload)
- *   onIdle()        after the last setData, once the answer ended and all is shown
+ *   onIdle(text)    once the answer ended and all of it is shown; what it returns (the
+ *                   message's final fields) goes out with that last setData
+ *   justSet         the page called setData just now: the first call waits its turn
  * Returns `{push(piece), end(), replace(text), patch(fields), dispose(), text}`.
- * `patch(fields)` rides along with the next setData (a status, a flag): no extra call.
+ * `patch(fields)` rides along with the next setData (a status, a flag): while the typer
+ * runs, a page that sends every change through it stays within the budget.
  */
 export function createTyper({
   setData,
   path,
   text = '',
   onIdle,
+  justSet = false,
   intervalMs = SET_DATA_INTERVAL_MS,
   now = () => Date.now(),
   timers = defaultTimers,
@@ -35,7 +39,7 @@ export function createTyper({
   let reveal = createReveal({ now });
   let shown = text;
   let pending = null; // fields waiting for the next setData
-  let lastSetAt = -Infinity;
+  let lastSetAt = justSet ? now() : -Infinity;
   let timer = null;
   let disposed = false;
   let idleCalled = false;
@@ -56,16 +60,17 @@ export function createTyper({
       shown += piece;
       patch[path] = shown;
     }
+    const finished = reveal.done && !idleCalled;
+    if (finished) {
+      idleCalled = true;
+      const last = onIdle ? onIdle(shown) : null;
+      if (last) Object.assign(patch, last);
+    }
     if (Object.keys(patch).length) {
       lastSetAt = now();
       setData(patch);
     }
-    if (reveal.done) {
-      if (!idleCalled) {
-        idleCalled = true;
-        if (onIdle) onIdle();
-      }
-    } else if (reveal.pending || pending) schedule();
+    if (!finished && (reveal.pending || pending)) schedule();
   }
 
   return {

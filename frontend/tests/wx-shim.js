@@ -41,6 +41,7 @@ export function createWx({
   // What the deliveries did, so a test can tell its splits were the hard ones.
   const stats = { requests: [], maxRunning: 0, logins: 0, chunks: 0, cutInsideChar: 0, multiEventChunks: 0 };
   let hidden = false;
+  const network = { offline: false }; // offline: every request fails at once
 
   function pickDelivery() {
     if (typeof delivery === 'function') return delivery();
@@ -103,6 +104,12 @@ export function createWx({
       });
     }
 
+    if (network.offline) {
+      ended = true;
+      record.outcome = 'offline';
+      setImmediate(() => options.fail && options.fail({ errMsg: 'request:fail' }));
+      return task;
+    }
     if (running.size >= maxConcurrent) {
       // WeChat refuses an eleventh request at once.
       ended = true;
@@ -196,6 +203,7 @@ export function createWx({
 
   return {
     wx,
+    network,
     stats,
     storage,
     get running() {
