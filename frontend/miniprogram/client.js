@@ -15,6 +15,11 @@ import { createWxTransport, REQUEST_TIMEOUT_MS } from './wx-transport.js';
 
 // Three missed pings (CHAT_PING_SECONDS, 15 s by default): the connection is dead.
 const IDLE_TIMEOUT_MS = 45000;
+// The mini-program's own timer functions (its globalThis need not carry them).
+const WX_TIMERS = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle),
+};
 
 /** A queue read as an async iterator (`for await`); items wait until read. */
 function createChannel() {
@@ -65,7 +70,7 @@ export function createChatClient({
   idleTimeoutMs = IDLE_TIMEOUT_MS,
   nativeDecoder = true,
   resumeDelaysMs = RESUME_DELAYS_MS,
-  timers,
+  timers = WX_TIMERS,
 }) {
   const base = String(baseUrl).replace(/\/+$/, '');
   const anonymous = createWxTransport({ wx, baseUrl: base, token: () => null });
@@ -184,7 +189,7 @@ export function createChatClient({
         idleTimeoutMs,
         resumeDelaysMs,
         nativeDecoder,
-        ...(timers ? { timers } : {}),
+        timers,
         onStart(start) {
           answer.recordId = start.record_id;
           answer.sessionId = start.session_id;
