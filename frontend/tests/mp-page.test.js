@@ -204,3 +204,31 @@ test('history on open, older pages on scroll-up', async () => {
   assert.ok(view.data().reachedStart);
   assert.equal(view.find('.older').dom.textContent, '没有更早的消息了');
 });
+
+test('the web-view page: the H5 page with a fresh ticket; its posts saved in bulk', async () => {
+  const id = simulate.load(`${root}pages/webview/webview`, { rootPath: root });
+  const view = simulate.render(id);
+  view.attach(document.createElement('parent-wrapper'));
+  await view.instance.onLoad({});
+  const src = view.instance.data.src;
+  assert.match(src, new RegExp(`^${stack.url}/h5/\\?ticket=`));
+  const ticket = new URL(src).searchParams.get('ticket');
+  const exchanged = await fetch(`${stack.url}/api/auth/webview-ticket/exchange`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ ticket }),
+  });
+  assert.equal(exchanged.status, 200, 'the ticket signs the H5 page in');
+  const { token } = await exchanged.json();
+  // What the H5 page posts (frontend/h5/handoff.js), as WeChat hands it over: every post.
+  const item = { client_id: `h5-${Date.now()}`, question: '网页里问的', answer: '网页里答的 ✨', terminal: 'webview' };
+  const bulk = shim.stats.requests.length;
+  view.querySelector('.webview').dispatchEvent('message', { detail: { data: [[item]] } });
+  await until(() => shim.stats.requests.slice(bulk).some((r) => r.path === '/api/chat/records/bulk' && r.outcome), 'the bulk save');
+  const search = await fetch(`${stack.url}/api/chat/search/?q=${encodeURIComponent('网页里问的')}`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  const found = await search.json();
+  assert.equal(found.results.length, 1);
+  assert.equal(found.results[0].answer, '网页里答的 ✨');
+});
