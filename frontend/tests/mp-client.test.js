@@ -194,6 +194,34 @@ describe('continuation', () => {
     assert.equal((await stack.scenario(scenario.tag)).requests, 1);
   });
 
+  test('away longer than the retries last: lost, then read on when back on screen', async () => {
+    const { shim, client } = setUp(lib, {
+      interruptMs: 100,
+      client: { resumeDelaysMs: [50, 50] }, // given up after three tries in the background
+    });
+    const tokens = trickyTokens(seeded(10), 40);
+    const scenario = await stack.script({ tokens, rate: 20 }); // 2 s of answer
+    const events = [];
+    const page = watchedPage();
+    const typer = lib.createTyper({ setData: (p) => page.setData(p), path: 'messages[0].text' });
+    const answer = client.streamText({
+      data: { question: `away ${scenario.tag}` },
+      onText: (piece) => typer.push(piece),
+      onEvent: (event) => events.push(event.type),
+      onFinish: () => typer.end(),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    shim.background();
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    assert.ok(events.includes('lost'), 'the client gave up while away');
+    assert.equal(shim.running, 0, 'no request left running in the background');
+    shim.foreground();
+    const result = await answer.finished;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(result.status, 'done');
+    assertShownExactly(page, tokens.join(''));
+  });
+
   test('410 replay_expired: the saved answer is read instead', async () => {
     const { shim, client } = setUp(lib, { baseUrl: stack.briefUrl });
     const tokens = trickyTokens(seeded(9), 30);

@@ -9,7 +9,8 @@
 //   'repeat'   random chunks, then the whole body again in `success`
 // It can cut a request: `capMs` stands in for wx.request's 60 s cap (`request:fail
 // timeout`), and background() fails every request still running `interruptMs` later
-// (`request:fail interrupted`), as WeChat does 5 s after the app leaves the screen.
+// (`request:fail interrupted`), as WeChat does 5 s after the app leaves the screen; a
+// request made later still in the background fails at once.
 // wx.login gets a fresh code from `codes()`; storage is a Map.
 
 import http from 'node:http';
@@ -41,6 +42,7 @@ export function createWx({
   // What the deliveries did, so a test can tell its splits were the hard ones.
   const stats = { requests: [], maxRunning: 0, logins: 0, chunks: 0, cutInsideChar: 0, multiEventChunks: 0 };
   let hidden = false;
+  let hiddenAt = 0;
   const network = { offline: false }; // offline: every request fails at once
 
   function pickDelivery() {
@@ -104,10 +106,12 @@ export function createWx({
       });
     }
 
-    if (network.offline) {
+    if (network.offline || (hidden && Date.now() >= hiddenAt + interruptMs)) {
+      // Offline, or the app has been in the background too long: fails at once.
       ended = true;
-      record.outcome = 'offline';
-      setImmediate(() => options.fail && options.fail({ errMsg: 'request:fail' }));
+      record.outcome = network.offline ? 'offline' : 'interrupted';
+      const errMsg = network.offline ? 'request:fail' : 'request:fail interrupted';
+      setImmediate(() => options.fail && options.fail({ errMsg }));
       return task;
     }
     if (running.size >= maxConcurrent) {
@@ -122,7 +126,7 @@ export function createWx({
     record.interrupt = () => {
       interruptTimer = setTimeout(
         () => end('interrupted', () => options.fail({ errMsg: 'request:fail interrupted' })),
-        interruptMs,
+        Math.max(0, hiddenAt + interruptMs - Date.now()),
       );
     };
     record.cancelInterrupt = () => clearTimeout(interruptTimer);
@@ -213,6 +217,7 @@ export function createWx({
     /** The app leaves the screen: requests still running `interruptMs` later fail. */
     background() {
       hidden = true;
+      hiddenAt = Date.now();
       for (const fn of [...appHide]) fn({});
       for (const record of running) record.interrupt();
     },

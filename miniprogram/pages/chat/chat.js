@@ -201,10 +201,15 @@ Component({
           if (event.type === 'start') {
             typer.patch({ [`${base}.recordId`]: event.data.record_id, [`${base}.status`]: 'streaming' });
             if (!this.data.sessionId) typer.patch({ sessionId: event.data.session_id });
-          } else if (event.type === 'reconnecting' || event.type === 'lost') {
+          } else if (event.type === 'reconnecting') {
             typer.patch({ [`${base}.notice`]: '网络不稳，正在重新连接…' });
+          } else if (event.type === 'lost') {
+            // Retries ran out; the answer goes on at the server. Back on screen the client
+            // reads on by itself; a tap does it now.
+            typer.patch({ [`${base}.notice`]: '', notice: '连接中断，点此继续接收回答', noticeRetry: 'onResumeAnswer' });
           } else if (event.type === 'delta') {
             if (this.data.messages[index].notice) typer.patch({ [`${base}.notice`]: '' });
+            if (this.data.noticeRetry === 'onResumeAnswer') typer.patch({ notice: '', noticeRetry: '' });
           } else if (event.type === 'replace') {
             typer.replace(event.data.text);
           }
@@ -256,6 +261,11 @@ Component({
 
     onStop() {
       if (this.answer) this.answer.stop();
+    },
+
+    onResumeAnswer() {
+      if (this.answer) this.answer.resume();
+      this.setData({ notice: '', noticeRetry: '' });
     },
 
     onRetry(event) {
