@@ -245,7 +245,7 @@ Component({
       const { error } = result;
       const current = this.data.messages[index];
       if (result.recordId) {
-        // Asked, then the answer could not be read: show what came, offer to read on.
+        // Asked, then the answer could not be read: show what came; the history has the rest.
         this.setData({
           [`messages[${index}]`]: message({ ...current, text: typer.text, status: 'interrupted' }),
           busy: false,
@@ -253,10 +253,19 @@ Component({
         this.showNotice(errorText(error && error.code), '');
         return;
       }
+      const code = error && error.code;
       const messages = this.data.messages.slice(0, index).concat(this.data.messages.slice(index + 1));
       this.setData({ messages, busy: false, input: current.question });
+      if (code === 'duplicate_client_id') {
+        // An earlier try did reach the server: show the session as it is.
+        this.setData({ input: '' });
+        this.openLatest();
+        return;
+      }
+      // A session deleted elsewhere: the question starts a new one.
+      if (code === 'session_not_found') this.setData({ sessionId: null, messages: [], older: null });
       this.retryClientId = current.clientId;
-      this.showNotice(errorText(error && error.code), 'onNoticeSend');
+      this.showNotice(errorText(code), 'onNoticeSend');
     },
 
     onStop() {
