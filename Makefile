@@ -46,7 +46,7 @@ install: $(STAMP) $(NODE_STAMP)
 
 build: $(BUNDLE) $(MP_BUNDLE)
 
-run: $(STAMP) $(BUNDLE)
+run: $(STAMP) $(BUNDLE) $(MP_BUNDLE)
 	$(DEV_ENV) $(PY) manage.py migrate --noinput
 	$(DEV_ENV) $(PY) manage.py reap_streams
 	$(DEV_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
