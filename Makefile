@@ -9,11 +9,13 @@ PORT ?= 8000
 DEV_ENV := DEBUG=1 CHAT_DEV_LOGIN=1
 # npm ci writes node_modules/.package-lock.json: newer than the lock file means installed.
 NODE_STAMP := node_modules/.package-lock.json
-# The H5 page's bundle (frontend/ -> static/build/), rebuilt when any source is newer.
+# The H5 page's bundle (frontend/ -> static/build/) and the mini-program's client library
+# and mp-html (-> miniprogram/lib/, miniprogram/components/), rebuilt when a source is newer.
 BUNDLE := static/build/h5.js
+MP_BUNDLE := miniprogram/lib/chat-client.js miniprogram/lib/markdown.js miniprogram/components/mp-html/index.js
+FRONTEND_SOURCES := $(shell find frontend -type f -not -path 'frontend/tests/*')
 # Hashes for every file; no index or wheel folder of this machine written into the lock.
 LOCK_OPTIONS := --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links
-FRONTEND_SOURCES := $(shell find frontend -type f -not -path 'frontend/tests/*')
 
 .PHONY: run test lint format install system-deps build messages lock
 
@@ -37,14 +39,14 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $(NODE_STAMP)
 
-$(BUNDLE): $(NODE_STAMP) $(FRONTEND_SOURCES)
+$(BUNDLE) $(MP_BUNDLE) &: $(NODE_STAMP) $(FRONTEND_SOURCES)
 	npm run build
 
 install: $(STAMP) $(NODE_STAMP)
 
-build: $(BUNDLE)
+build: $(BUNDLE) $(MP_BUNDLE)
 
-run: $(STAMP) $(BUNDLE)
+run: $(STAMP) $(BUNDLE) $(MP_BUNDLE)
 	$(DEV_ENV) $(PY) manage.py migrate --noinput
 	$(DEV_ENV) $(PY) manage.py reap_streams
 	$(DEV_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
@@ -62,7 +64,7 @@ format: $(STAMP)
 messages: $(STAMP)
 	PY=$(PY) ./scripts/messages.sh
 
-test: lint $(BUNDLE)
+test: lint $(BUNDLE) $(MP_BUNDLE)
 	./scripts/system-deps.sh
 	npm test
 	$(DEV_ENV) $(PY) -m pytest $(ARGS)

@@ -27,7 +27,8 @@ export function asBytes(chunk) {
  * fallback even where TextDecoder exists (the tests compare both).
  */
 export function createUtf8Decoder({ native = true } = {}) {
-  const NativeDecoder = native ? globalThis.TextDecoder : undefined;
+  // A bare, guarded name: a mini-program's JavaScriptCore on iOS before 12.2 has no globalThis.
+  const NativeDecoder = native && typeof TextDecoder === 'function' ? TextDecoder : undefined;
   if (typeof NativeDecoder === 'function') {
     const decoder = new NativeDecoder('utf-8');
     return {
