@@ -1,4 +1,4 @@
-"""ASGI entry point: `python -m chatproject.serve chatproject.asgi:application` (uvicorn),
+"""ASGI entry point: `python -m uvicorn chatproject.asgi:application` (production),
 or `python -m chatproject.serve_daphne chatproject.asgi:application` (daphne)."""
 
 import gc
