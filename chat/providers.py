@@ -5,14 +5,8 @@ key, model id), so one `AsyncOpenAI` client per model covers them all.
 """
 
 import asyncio
-import contextlib
 import functools
 import logging
-import os
-import platform
-import re
-import socket
-import sys
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -26,7 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from chat.pacing import EARLIEST, LATEST, LonePace, next_read_at, reading_alone, reading_answer
+from chat.pacing import next_read_at
 from chat.sse_reader import SSEDataParser
 
 logger = logging.getLogger(__name__)
@@ -231,29 +225,16 @@ def provider_stream(
     spec: ModelSpec, messages: list[dict], *, read_every: float = 0.0
 ) -> AsyncIterator[list[UpstreamChunk]]:
     """The answer as it is generated, in batches: all that one read of the upstream
-    brought. With `read_every` > 0 the upstream is read at most that often (the first
-    read at once); what arrives in between waits in the socket buffer and comes back as
-    one batch. Raises ProviderError on any upstream failure."""
+    brought. With `read_every` > 0 the upstream is read at most that often, on the ticks
+    every answer of the process shares (the first read at once); what arrives in between
+    waits in the HTTP client's buffer and comes back as one batch. Raises ProviderError on
+    any upstream failure."""
     if spec.offline:
         from chat.offline import offline_stream
 
         return offline_stream(messages, read_every=read_every)
     # The generator itself, not wrapped in another: each batch passes one `yield`.
     return _openai_stream(spec, messages, read_every=read_every)
-
-
-# TimeoutError: aiohttp's read timeout, when the answer is read straight from aiohttp.
-_UPSTREAM_FAILURES = (openai.OpenAIError, httpx2.HTTPError, aiohttp.ClientError, TimeoutError)
-
-
-def _stream_error_from(exc: Exception) -> ProviderError:
-    """The protocol's error for an upstream failure while asking or reading. The answer
-    is read past the SDK, so its HTTP client's errors arrive as they are."""
-    if isinstance(exc, openai.OpenAIError):
-        return provider_error_from(exc)
-    if isinstance(exc, httpx2.ReadTimeout | TimeoutError):
-        return ProviderError("upstream_timeout", "The model went silent mid-answer.")
-    return ProviderError("upstream_unavailable", "The model service dropped the answer.")
 
 
 def _request_body(spec: ModelSpec, messages: list[dict]) -> dict:
@@ -268,10 +249,11 @@ def _request_body(spec: ModelSpec, messages: list[dict]) -> dict:
 async def _openai_stream(
     spec: ModelSpec, messages: list[dict], *, read_every: float
 ) -> AsyncIterator[list[UpstreamChunk]]:
-    # The SDK's raw call (`client.post`, documented for any endpoint): the same client,
-    # auth, retries and error mapping as `chat.completions.create`, without the typed
-    # params transform that cost ~0.4 ms of CPU per question (bench/). The response is
-    # returned unread once its status has been checked.
+    # The SDK's raw call (`client.post` with `cast_to=httpx.Response, stream=True`, its
+    # documented way to any endpoint): the same client, auth, retries and error mapping as
+    # `chat.completions.create`, without the typed params transform that cost ~0.4 ms of
+    # CPU per question (bench/), and the body read as bytes (httpx's public
+    # `aiter_bytes`) instead of a pydantic object per token.
     request_body = _request_body(spec, messages)
     del messages  # sent once the request is; not kept for the answer's length
     try:
@@ -280,41 +262,29 @@ async def _openai_stream(
             options=_NO_SDK_REQUEST_TELEMETRY,
         )  # fmt: skip
         del request_body
-        body, parser = UpstreamBody(response), SSEDataParser()
-        del response  # see UpstreamBody: only what reading needs stays for the answer
-        loop = asyncio.get_running_loop()
-        pace = LonePace(read_every)
+        loop, parser = asyncio.get_running_loop(), SSEDataParser()
         # Closed on every exit, cancellation included, so a stopped answer stops costing
         # tokens at once.
         try:
-            with reading_answer():
-                while raw := await body.read():
-                    read_at = loop.time()
-                    batch: list[UpstreamChunk] = []
-                    events = parser.feed(raw)
-                    for data in events:
-                        if data == b"[DONE]":
-                            if batch:
-                                yield batch
-                            return
-                        chunk = _chunk_from(orjson.loads(data))
-                        if chunk is not None:
-                            batch.append(chunk)
-                    if batch:
-                        yield batch
-                    if read_every and _more_text_follows(batch):
-                        pace.record(read_at, len(events), len(raw))
-                        if reading_alone() and pace.known and body.can_gate:
-                            body.gate(
-                                pace.gate_bytes(),
-                                not_before=read_at + read_every * EARLIEST,
-                                latest=read_at + read_every * LATEST,
-                            )
-                        else:
-                            await body.hold_until(next_read_at(read_at, read_every))
+            async for raw in response.aiter_bytes():
+                read_at = loop.time()
+                batch: list[UpstreamChunk] = []
+                for data in parser.feed(raw):
+                    if data == b"[DONE]":
+                        if batch:
+                            yield batch
+                        return
+                    chunk = _chunk_from(orjson.loads(data))
+                    if chunk is not None:
+                        batch.append(chunk)
+                if batch:
+                    yield batch
+                if read_every and _more_text_follows(batch):
+                    # Meanwhile the HTTP client buffers what comes: the next read takes it all.
+                    await asyncio.sleep(next_read_at(read_at, read_every) - loop.time())
         finally:
-            await body.aclose()
-    except _UPSTREAM_FAILURES as exc:
+            await response.aclose()
+    except (openai.OpenAIError, httpx2.HTTPError, aiohttp.ClientError, TimeoutError) as exc:
         raise _stream_error_from(exc) from exc
 
 
@@ -323,163 +293,39 @@ def _more_text_follows(batch: list[UpstreamChunk]) -> bool:
     return any(chunk.text for chunk in batch) and not any(c.finish_reason for c in batch)
 
 
-class UpstreamBody:
-    """The response body as the socket delivers it, and a way to let it gather.
+def _stream_error_from(exc: Exception) -> ProviderError:
+    """The protocol's error for an upstream failure while asking or reading.
 
-    Under the SDK's aiohttp transport the body is read straight from aiohttp's reader:
-    the httpx layers on top add five async iterators per read (bench/). Any other
-    transport, or a compressed body, is read through httpx. Reading from aiohttp, the
-    httpx response (its request, body and headers, copied several times) is not kept:
-    ~10 KB less per open answer (bench/)."""
+    The body is read past the SDK's typed stream, so the HTTP client's own errors arrive
+    as they are. Under the aiohttp transport, aiohttp's error (the cause of whatever the
+    SDK and httpx made of it) says best what happened: the transport reports a refused
+    or dropped connection as a *connect timeout*, which is neither what a user should be
+    told nor a reason to wait longer."""
+    if isinstance(exc, openai.APIStatusError):
+        return provider_error_from(exc)
+    before_headers = isinstance(exc, openai.OpenAIError)  # past them, errors come as they are
+    cause = _aiohttp_cause(exc)
+    if cause is not None:
+        timed_out = isinstance(cause, TimeoutError)  # aiohttp's timeouts are TimeoutErrors
+    else:
+        timed_out = isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException | TimeoutError)
+    if timed_out and before_headers:
+        return ProviderError("upstream_timeout", "The model took too long to answer.")
+    if timed_out:
+        return ProviderError("upstream_timeout", "The model went silent mid-answer.")
+    if before_headers:
+        return ProviderError("upstream_unavailable", "The model service could not be reached.")
+    return ProviderError("upstream_unavailable", "The model service dropped the answer.")
 
-    def __init__(self, response: httpx2.Response) -> None:
-        self._resume_timer: asyncio.TimerHandle | None = None
-        self._gated = False  # a gate is up for the coming read
-        self._gate_not_before = 0.0
-        self._gate_timer: asyncio.TimerHandle | None = None
-        self._socket: socket.socket | None = None  # for the low-water mark only
-        self._loop = asyncio.get_running_loop()
-        self._silence_timer: asyncio.TimerHandle | None = None
-        transport_stream = getattr(response.stream, "_stream", None)
-        aiohttp_response = getattr(transport_stream, "_aiohttp_response", None)
-        encoding = response.headers.get("content-encoding", "identity").lower()
-        self.straight_from_aiohttp = aiohttp_response is not None and encoding == "identity"
-        if self.straight_from_aiohttp:
-            self._aiohttp_response = aiohttp_response
-            self._reader = aiohttp_response.content
-            connection = aiohttp_response.connection
-            self._transport = connection.transport if connection is not None else None
-            if connection is not None and connection.protocol is not None:
-                self._watch_silence(connection.protocol)
-        else:
-            self._response = response
-            self._chunks = aiter(response.aiter_bytes())
-            self._transport = None
 
-    @property
-    def can_gate(self) -> bool:
-        return _GATES_WORK and self.straight_from_aiohttp and self._transport is not None
-
-    def _watch_silence(self, protocol: aiohttp.client_proto.ResponseHandler) -> None:
-        """The model's silence limit (its read timeout), kept by one timer per answer
-        that looks at when data last came, instead of aiohttp's: it cancels and creates
-        a timer on every read (~2.5% of the relay's CPU at N=500, bench/ --profile)."""
-        self._silence_limit = protocol.read_timeout
-        if not self._silence_limit:
-            return
-        protocol.read_timeout = None  # aiohttp's timer is not armed again
-        self._last_data_at = self._loop.time()
-        self._silence_timer = self._loop.call_at(
-            self._last_data_at + self._silence_limit, self._silence_check
-        )
-
-    def _silence_check(self) -> None:
-        ends_at = self._last_data_at + self._silence_limit
-        if self._loop.time() < ends_at:  # data came meanwhile
-            self._silence_timer = self._loop.call_at(ends_at, self._silence_check)
-            return
-        self._silence_timer = None
-        # What aiohttp's own timer would raise to the read.
-        self._reader.set_exception(aiohttp.SocketTimeoutError("the model went silent"))
-
-    async def aclose(self) -> None:
-        """Release the connection (back to the pool once the body was read whole)."""
-        if self._silence_timer is not None:
-            self._silence_timer.cancel()
-        if self._resume_timer is not None:  # stopped while paused: read on, then release
-            self._resume_timer.cancel()
-            self._resume()
-        if self._gated:  # stopped during a gated read: its timer goes too
-            self._lift_gate()
-        if self._socket is not None:
-            self._socket.close()  # the duplicate only: the connection stays open
-        if self.straight_from_aiohttp:
-            # What the SDK's transport does when the httpx response is closed.
-            await self._aiohttp_response.__aexit__(None, None, None)
-        else:
-            await self._response.aclose()
-
-    async def read(self) -> bytes:
-        """All bytes that arrived since the last read (waiting for some); b"" at the end."""
-        if self.straight_from_aiohttp:
-            data = await self._reader.readany()
-            self._last_data_at = self._loop.time()
-            if self._gated:
-                await self._after_gate()
-            return data
-        return await anext(self._chunks, b"")
-
-    def gate(self, min_bytes: int, *, not_before: float, latest: float) -> None:
-        """Let the next read come once `min_bytes` have arrived, woken by the data
-        itself rather than by a timer (on these machines a timer wake-up of an idle
-        process costs about twice as much). The kernel keeps the socket quiet until
-        then (its receive low-water mark; EOF and errors still come at once). Never
-        before `not_before`: a read that comes earlier (a burst) waits for it. Never
-        after `latest`: then the mark drops and whatever arrived is read."""
-        if min_bytes > 1:
-            try:
-                self._set_low_water_mark(min_bytes)
-            except OSError:  # the connection is going: the read will tell
-                return
-            self._gate_timer = self._loop.call_at(latest, self._drop_gate)
-        self._gated, self._gate_not_before = True, not_before
-
-    def _drop_gate(self) -> None:
-        self._gate_timer = None
-        if not self._transport.is_closing():
-            with contextlib.suppress(OSError):
-                self._set_low_water_mark(1)  # the kernel reports what it holds at once
-
-    def _lift_gate(self) -> None:
-        self._gated = False
-        if self._gate_timer is not None:
-            self._gate_timer.cancel()
-            self._drop_gate()
-
-    def _set_low_water_mark(self, size: int) -> None:
-        if self._socket is None:
-            # A socket object of our own, on a duplicate of the connection's descriptor:
-            # uvloop's stand-in for the transport's socket builds a new Python socket,
-            # and asks the kernel for its address, on every call (two per gated read).
-            fd = self._transport.get_extra_info("socket").fileno()
-            self._socket = socket.socket(fileno=os.dup(fd))
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, size)
-
-    async def _after_gate(self) -> None:
-        """Lift the gate after its read. A read that came before the gate's `not_before`
-        (a burst) is held until then, the socket paused: what arrives meanwhile waits in
-        the kernel for the next read, and so does an error or the end."""
-        self._lift_gate()
-        early = self._gate_not_before - self._loop.time()
-        if early <= 0:
-            return
-        self._transport.pause_reading()
-        try:
-            await asyncio.sleep(early)
-        finally:
-            if not self._transport.is_closing():
-                self._transport.resume_reading()
-
-    async def hold_until(self, resume_at: float) -> None:
-        """Read nothing until `resume_at` (event-loop time): what the upstream sends
-        meanwhile waits in the kernel's socket buffer and comes back in one read.
-        aiohttp reads in the background, so its socket is paused and a timer resumes
-        it: the next `read` is the only wait, one task wake-up per read instead of two
-        (bench/). If the upstream drops meanwhile, everything it sent is still read
-        before the error. httpx reads only when asked, so that path just sleeps."""
-        if resume_at <= self._loop.time():
-            return
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            await asyncio.sleep(resume_at - self._loop.time())
-            return
-        transport.pause_reading()
-        self._resume_timer = self._loop.call_at(resume_at, self._resume)
-
-    def _resume(self) -> None:
-        self._resume_timer = None
-        if not self._transport.is_closing():
-            self._transport.resume_reading()
+def _aiohttp_cause(exc: BaseException) -> aiohttp.ClientError | None:
+    """The aiohttp error at the root of `exc` (each layer raises its own `from` it)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, aiohttp.ClientError):
+            return seen
+        seen = seen.__cause__
+    return None
 
 
 def _chunk_from(payload: dict) -> UpstreamChunk | None:
@@ -502,16 +348,3 @@ def _chunk_from(payload: dict) -> UpstreamChunk | None:
     if text or finish_reason or usage:
         return UpstreamChunk(text=text, finish_reason=finish_reason, usage=usage)
     return None
-
-
-def _kernel_gates_reads() -> bool:
-    # Linux 4.18+ keeps a socket below its receive low-water mark out of epoll's ready
-    # list, and reports it as soon as the mark is lowered; elsewhere the tick pacing
-    # (which needs neither) is used for every answer.
-    if sys.platform != "linux":
-        return False
-    version = tuple(int(part) for part in re.findall(r"\d+", platform.release())[:2])
-    return version >= (4, 18)
-
-
-_GATES_WORK = _kernel_gates_reads()
