@@ -17,10 +17,9 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from chat import lifecycle  # noqa: E402
 from chat.providers import model_registry  # noqa: E402
 from chat.services import records_reap  # noqa: E402
-from chatproject.lane import with_stream_lane  # noqa: E402
 
 application = ProtocolTypeRouter(
-    {"http": with_stream_lane(django_asgi_app), "lifespan": lifecycle.lifespan}
+    {"http": django_asgi_app, "lifespan": lifecycle.lifespan}
 )
 
 

@@ -1,18 +1,12 @@
 """Middleware that keeps API answers JSON and event streams unbuffered."""
 
-import functools
 import logging
 from http import HTTPStatus
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
-from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.gzip import GZipMiddleware
-from django.middleware.security import SecurityMiddleware
-from django.urls import Resolver404, resolve
 from django.utils import translation
 from django.utils.decorators import sync_and_async_middleware
 from django.utils.deprecation import MiddlewareMixin
@@ -124,7 +118,7 @@ class ApiRequestBodyMiddleware(MiddlewareMixin):
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
         if not is_api(request) or view_func is api_not_found:
             return None  # a wrong path's 404 (with its slash hint) matters more than its body
-        if request.resolver_match.url_name in STREAM_LANE_URL_NAMES:
+        if request.resolver_match.url_name in STREAM_URL_NAMES:
             return None  # the stream views check their own bodies (after the token)
         try:
             request.json_body = json_body_read(request, view=view_func_class(view_func))
@@ -144,76 +138,5 @@ def unhandled_error_response(request: HttpRequest) -> JsonResponse:
     return error_response("internal_error", "Something went wrong on our side.", status=500)
 
 
-# The answer streams: plain async views that authenticate by bearer token, need no session,
-# cookie, CSRF or message machinery, and are called once per question.
-STREAM_LANE_URL_NAMES = frozenset({"chat-stream", "record-events", "record-stop"})
-
-
-class StreamLaneMiddleware:
-    """First in the stack: the stream endpoints go straight to their view.
-
-    Under ASGI every sync middleware hook costs a hop to a worker thread; with Django's
-    stack that was a quarter of the CPU a question costs (bench/). Everything else goes
-    through the full stack as usual.
-    """
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
-        self._async = iscoroutinefunction(get_response)
-        if self._async:
-            markcoroutinefunction(self)
-        # The stack's header-only steps, so a stream carries the same security headers as
-        # every other response (they touch nothing but headers: no hop to a thread), and
-        # its HTTPS redirect (SECURE_SSL_REDIRECT).
-        security = SecurityMiddleware(get_response)
-        self._https_redirect = security.process_request
-        self._header_steps = [
-            security.process_response,
-            XFrameOptionsMiddleware(get_response).process_response,
-        ]
-
-    def __call__(self, request: HttpRequest):
-        if not self._async:
-            return self.get_response(request)
-        return self._call_async(request)
-
-    async def _call_async(self, request: HttpRequest):
-        match = stream_lane_match(request.path_info)
-        if match is None:
-            return await self.get_response(request)
-        redirect = self._https_redirect(request)
-        if redirect is not None:
-            return redirect
-        try:
-            response = await match.func(request, *match.args, **match.kwargs)
-        except Exception:
-            response = unhandled_error_response(request)
-        for header_step in self._header_steps:
-            response = header_step(request, response)
-        return response
-
-
-def stream_lane_match(path: str):
-    if not path.startswith("/api/chat/"):
-        return None
-    return _stream_lane_resolve(path)
-
-
-# Every question is resolved twice (the ASGI router, then this middleware) against the
-# whole URLconf; the same few paths come back all the time.
-@functools.lru_cache(maxsize=1024)
-def _stream_lane_resolve(path: str):
-    try:
-        match = resolve(path)
-    except Resolver404:
-        return None
-    return match if match.url_name in STREAM_LANE_URL_NAMES else None
-
-
-@receiver(setting_changed)
-def _forget_resolved_paths(*, setting: str, **kwargs: object) -> None:
-    if setting == "ROOT_URLCONF":
-        _stream_lane_resolve.cache_clear()
+# The answer streams: plain async views that check their own bodies, after the token.
+STREAM_URL_NAMES = frozenset({"chat-stream", "record-events", "record-stop"})

@@ -84,7 +84,6 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "chatproject.middleware.StreamLaneMiddleware",  # first: the answer streams skip the rest
     "chatproject.middleware.ApiJsonErrorsMiddleware",  # outermost: /api/ is never HTML
     "chatproject.middleware.api_messages_in_english",
     "django.middleware.security.SecurityMiddleware",
