@@ -18,9 +18,7 @@ from chat import lifecycle  # noqa: E402
 from chat.providers import model_registry  # noqa: E402
 from chat.services import records_reap  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {"http": django_asgi_app, "lifespan": lifecycle.lifespan}
-)
+application = ProtocolTypeRouter({"http": django_asgi_app, "lifespan": lifecycle.lifespan})
 
 
 def _reap_at_start_up() -> None:

@@ -84,6 +84,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Middleware that must also run on the answer streams go above the lane; it stands in
+    # for the rest on streams (chatproject/middleware.py; check chat.W002 names the others).
+    "chatproject.middleware.StreamLaneMiddleware",
     "chatproject.middleware.ApiJsonErrorsMiddleware",  # outermost: /api/ is never HTML
     "chatproject.middleware.api_messages_in_english",
     "django.middleware.security.SecurityMiddleware",
