@@ -16,8 +16,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.views import APIView
 
 from chat.models import ChatRecord
-from chat.providers import model_registry
 from chat.serializers import ErrorOutput
+from chat.streaming.providers import model_registry
 
 _ERROR_TEXT = {
     400: "`invalid_input` (with `fields`) or `malformed_json`.",

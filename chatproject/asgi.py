@@ -14,9 +14,9 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from chat import lifecycle  # noqa: E402
-from chat.providers import model_registry  # noqa: E402
 from chat.services import records_reap  # noqa: E402
+from chat.streaming import lifecycle  # noqa: E402
+from chat.streaming.providers import model_registry  # noqa: E402
 
 application = ProtocolTypeRouter({"http": django_asgi_app, "lifespan": lifecycle.lifespan})
 

@@ -1,8 +1,8 @@
-"""The shared ticks on which answers are read again (chat/pacing.py)."""
+"""The shared ticks on which answers are read again (chat/streaming/pacing.py)."""
 
 import pytest
 
-from chat.pacing import next_read_at
+from chat.streaming.pacing import next_read_at
 
 WINDOW = 0.066
 

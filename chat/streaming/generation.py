@@ -1,6 +1,6 @@
 """Generation: one task per answer that reads the model and produces the event log.
 
-Generation is kept apart from delivery (`chat/delivery.py`): the task below owns the
+Generation is kept apart from delivery (`chat/streaming/delivery.py`): the task below owns the
 upstream call, the answer text and the single save at the end; responses only read its
 event log. A client that hangs up detaches from the log but does not cancel the answer:
 generation goes on, and a client may resume from any event id. Only when no client has
@@ -18,12 +18,12 @@ from typing import Any
 
 from django.conf import settings
 
-from chat import eventbus, events
 from chat.answer_watch import answer_ended
-from chat.event_log import EventLog
 from chat.models import ChatRecord
-from chat.providers import ModelSpec, ProviderError, Usage, provider_stream
 from chat.services import OpenedTurn, TurnOutcome, record_finish
+from chat.streaming import eventbus, events
+from chat.streaming.event_log import EventLog
+from chat.streaming.providers import ModelSpec, ProviderError, Usage, provider_stream
 from chatproject.db import run_db
 from chatproject.logs import log_context
 
@@ -353,7 +353,7 @@ def _detach_unclaimed(opening: asyncio.Task) -> None:
 def generation_start(*, turn: OpenedTurn, spec: ModelSpec, started_at: float) -> Generation:
     """Start answering; the answer is attached to its asker until the asker's response
     (`delivery.answer_response`) lets go of it."""
-    from chat import lifecycle  # the process-wide loops start with the first answer
+    from chat.streaming import lifecycle  # the process-wide loops start with the first answer
 
     lifecycle.ensure_running()
     # The answer's log lines name it and its owner (the process-wide loops started above

@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from chat.providers import (
+from chat.streaming.providers import (
     ProviderError,
     _client_for,
     model_lookup,

@@ -20,8 +20,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from chat.pacing import next_read_at
-from chat.sse_reader import SSEDataParser
+from chat.streaming.pacing import next_read_at
+from chat.streaming.sse_reader import SSEDataParser
 
 logger = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def provider_stream(
     waits in the HTTP client's buffer and comes back as one batch. Raises ProviderError on
     any upstream failure."""
     if spec.offline:
-        from chat.offline import offline_stream
+        from chat.streaming.offline import offline_stream
 
         return offline_stream(messages, read_every=read_every)
     # The generator itself, not wrapped in another: each batch passes one `yield`.

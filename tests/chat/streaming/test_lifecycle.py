@@ -2,8 +2,8 @@
 
 from django.test import override_settings
 
-from chat.lifecycle import lifespan
-from chat.providers import _client_for, model_lookup
+from chat.streaming.lifecycle import lifespan
+from chat.streaming.providers import _client_for, model_lookup
 from tests.conftest import live_models
 
 

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 from django.conf import settings
 from django.http import StreamingHttpResponse
 
-from chat import eventbus, events, lifecycle
-from chat.generation import Generation
+from chat.streaming import eventbus, events, lifecycle
+from chat.streaming.generation import Generation
 from chatproject.metrics import STREAMS_OPEN
 
 
