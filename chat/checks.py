@@ -5,7 +5,7 @@ registry itself, so uvicorn refuses to start too)."""
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from chat.streaming.providers import model_registry
+from chat.streaming.model_registry import model_registry
 from chatproject.middleware import STREAM_LANE, STREAM_LANE_STANDS_IN_FOR, stream_lane_skips
 
 

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from chat.models import ChatRecord
 from chat.serializers import ErrorOutput
-from chat.streaming.providers import model_registry
+from chat.streaming.model_registry import model_registry
 
 _ERROR_TEXT = {
     400: "`invalid_input` (with `fields`) or `malformed_json`.",

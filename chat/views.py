@@ -92,6 +92,7 @@ async def chat_stream(request: HttpRequest) -> HttpResponseBase:
             raise ApplicationError(
                 "server_draining", "This server is restarting; retry in a moment.", status=503
             )
+        lifecycle.ensure_running()  # the process-wide loops start with the first answer
         generation = await generation_open(
             _turn_saving(token, params), spec=params.spec, started_at=started_at
         )

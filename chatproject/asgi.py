@@ -16,7 +16,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from chat.services import records_reap  # noqa: E402
 from chat.streaming import lifecycle  # noqa: E402
-from chat.streaming.providers import model_registry  # noqa: E402
+from chat.streaming.model_registry import model_registry  # noqa: E402
 
 application = ProtocolTypeRouter({"http": django_asgi_app, "lifespan": lifecycle.lifespan})
 

@@ -328,7 +328,7 @@ CHAT_SYSTEM_PROMPT = env_str(
 CHAT_CONTEXT_TURNS = env_int("CHAT_CONTEXT_TURNS", 6)
 CHAT_QUESTION_MAX_CHARS = env_int("CHAT_QUESTION_MAX_CHARS", 4000, minimum=1)
 CHAT_PING_SECONDS = env_float("CHAT_PING_SECONDS", 15.0, minimum=0.05)
-# The model is read once per window (chat/streaming/providers.py), so what it produced meanwhile
+# The model is read once per window (chat/streaming/pacing.py), so what it produced meanwhile
 # travels as one event: 67 ms is at most 15 events/s, the pace a mini-program's setData
 # renders smoothly (each event costs a wake-up and a write, bench/); 0 sends every delta
 # at once.

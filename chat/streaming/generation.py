@@ -23,7 +23,8 @@ from chat.models import ChatRecord
 from chat.services import OpenedTurn, TurnOutcome, record_finish
 from chat.streaming import eventbus, events
 from chat.streaming.event_log import EventLog
-from chat.streaming.providers import ModelSpec, ProviderError, Usage, provider_stream
+from chat.streaming.providers import provider_stream
+from chat.streaming.upstream import ModelSpec, ProviderError, Usage
 from chatproject.db import run_db
 from chatproject.logs import log_context
 
@@ -352,12 +353,9 @@ def _detach_unclaimed(opening: asyncio.Task) -> None:
 
 def generation_start(*, turn: OpenedTurn, spec: ModelSpec, started_at: float) -> Generation:
     """Start answering; the answer is attached to its asker until the asker's response
-    (`delivery.answer_response`) lets go of it."""
-    from chat.streaming import lifecycle  # the process-wide loops start with the first answer
-
-    lifecycle.ensure_running()
-    # The answer's log lines name it and its owner (the process-wide loops started above
-    # keep the context they had).
+    (`delivery.answer_response`) lets go of it. The process-wide loops around the answers
+    (`lifecycle.ensure_running`) are started by the caller: they depend on this module."""
+    # The answer's log lines name it and its owner.
     log_context(record_id=turn.record_id, user_id=turn.owner_id)
     generation = Generation(turn=turn, spec=spec, started_at=started_at)
     generation.attach()

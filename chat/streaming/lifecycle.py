@@ -13,6 +13,7 @@
 """
 
 import asyncio
+import contextvars
 import logging
 import signal
 import sys
@@ -24,7 +25,7 @@ from chat.selectors import record_heartbeat_stale, record_status
 from chat.services import SERVER_LOST, record_lost_close, records_checkpoint, records_reap
 from chat.streaming import eventbus, events
 from chat.streaming.generation import Status, generation_find, generation_live, generations_live
-from chat.streaming.providers import clients_close
+from chat.streaming.openai_stream import clients_close
 from chatproject.db import run_db
 
 logger = logging.getLogger(__name__)
@@ -41,10 +42,13 @@ def ensure_running() -> None:
     if loop in _running:
         return
     _drain_on_sigterm_under_uvicorn(loop)
-    tasks = [loop.create_task(_checkpoint_loop(), name="chat-checkpoints")]
+    # Started from the first request's view: in a context of their own, so their log
+    # lines do not carry that request's user and record.
+    own = contextvars.Context()
+    tasks = [loop.create_task(_checkpoint_loop(), name="chat-checkpoints", context=own)]
     if eventbus.enabled():
         listener = eventbus.listen_for_control(on_stop=_stop_local, on_mirror=_mirror_local)
-        tasks.append(loop.create_task(listener, name="chat-control"))
+        tasks.append(loop.create_task(listener, name="chat-control", context=own))
     _running[loop] = tasks
 
 

@@ -3,7 +3,8 @@
 from django.test import override_settings
 
 from chat.streaming.lifecycle import lifespan
-from chat.streaming.providers import _client_for, model_lookup
+from chat.streaming.model_registry import model_lookup
+from chat.streaming.openai_stream import _client_for
 from tests.conftest import live_models
 
 

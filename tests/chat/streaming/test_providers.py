@@ -7,13 +7,10 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from chat.streaming.providers import (
-    ProviderError,
-    _client_for,
-    model_lookup,
-    model_registry,
-    provider_stream,
-)
+from chat.streaming.model_registry import model_lookup, model_registry
+from chat.streaming.openai_stream import _client_for
+from chat.streaming.providers import provider_stream
+from chat.streaming.upstream import ProviderError
 from tests.conftest import live_models
 from tests.support.live import free_port
 
