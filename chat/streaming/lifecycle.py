@@ -25,7 +25,7 @@ from chat.selectors import record_heartbeat_stale, record_status
 from chat.services import SERVER_LOST, record_lost_close, records_checkpoint, records_reap
 from chat.streaming import eventbus, events
 from chat.streaming.generation import Status, generation_find, generation_live, generations_live
-from chat.streaming.openai_stream import clients_close
+from chat.streaming.providers import clients_close
 from chatproject.db import run_db
 
 logger = logging.getLogger(__name__)

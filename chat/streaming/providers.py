@@ -1,11 +1,15 @@
 """The provider layer: an answer from whichever model a question names, as batches of
-`UpstreamChunk`s: any OpenAI-compatible API (`openai_stream`) or the offline demo
-(`offline`). Models come from configuration (`model_registry`)."""
+`UpstreamChunk`s: any OpenAI-compatible API or the offline demo
+(`offline`), over aiohttp (`aiohttp_stream`, the default) or the openai SDK
+(`openai_stream`, LLM_HTTP_CLIENT=httpx). Models come from configuration (`model_registry`)."""
 
 from collections.abc import AsyncIterator
 
+from django.conf import settings
+
+from chat.streaming.aiohttp_stream import aiohttp_sessions_close, aiohttp_stream
 from chat.streaming.offline import offline_stream
-from chat.streaming.openai_stream import openai_stream
+from chat.streaming.openai_stream import openai_clients_close, openai_stream
 from chat.streaming.upstream import ModelSpec, UpstreamChunk
 
 
@@ -20,4 +24,12 @@ def provider_stream(
     if spec.offline:
         return offline_stream(messages, read_every=read_every)
     # The generator itself, not wrapped in another: each batch passes one `yield`.
+    if settings.LLM_HTTP_CLIENT == "aiohttp":
+        return aiohttp_stream(spec, messages, read_every=read_every)
     return openai_stream(spec, messages, read_every=read_every)
+
+
+async def clients_close() -> None:
+    """Close this event loop's model clients and their connections (at shutdown)."""
+    await aiohttp_sessions_close()
+    await openai_clients_close()
