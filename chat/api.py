@@ -1,7 +1,7 @@
 """The history API: sessions, records, search, ratings and the web-view handoff.
 
-One APIView per action: each parses, calls one selector (chat/history.py) or service
-(chat/history.py, chat/handoff.py), and shapes the answer. chat/api_urls.py puts the actions
+One APIView per action: each parses, calls one selector (chat/selectors.py) or service
+(chat/services.py, chat/handoff.py), and shapes the answer. chat/api_urls.py puts the actions
 that share a path on it. The contract, with examples, is docs/api.md.
 """
 
@@ -19,29 +19,27 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat.handoff import MAX_ITEMS, HandoffItemSerializer, handoff_save
-from chat.history import (
+from chat.handoff import MAX_ITEMS, handoff_save
+from chat.models import ChatRecord
+from chat.openapi import errors
+from chat.selectors import (
     record_get,
     record_list,
-    record_rate,
     record_search,
     session_attach_previews,
-    session_create,
     session_get,
     session_get_detail,
     session_list,
-    session_rename,
-    session_soft_delete,
 )
-from chat.models import ChatRecord
-from chat.openapi import errors
 from chat.serializers import (
     MAX_DB_ID,
     ErrorDetailOutput,
+    HandoffItemSerializer,
     RecordOutput,
     SearchHitOutput,
     SessionOutput,
 )
+from chat.services import record_rate, session_create, session_rename, session_soft_delete
 from chatproject.drf import TextField
 from chatproject.errors import ApplicationError
 
