@@ -235,10 +235,9 @@ SPECTACULAR_SETTINGS = {
         "RatingEnum": "chat.models.ChatRecord.Rating",
         "TerminalEnum": "chat.models.ChatRecord.Terminal",
     },
-    "PREPROCESSING_HOOKS": ["chat.openapi.schema_actions_expand"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "chat.openapi.schema_stream_add",
+        "chat.openapi_streams.schema_stream_add",
     ],
 }
 

@@ -5,6 +5,7 @@ offline demo) -> `sse_reader` and `pacing` (reading its bytes on shared ticks) -
 `generation` (one task per answer: the event log, the save at the end) -> `delivery` (the
 HTTP response that writes the log) ; `event_log` and `events` (the frames), `eventbus`
 (Redis: logs for resume on any process, stops), `lifecycle` (checkpoints, reaper, drain).
-The chat domain (models, selectors, services) is below it: this package saves through
-`chat.services` and reads through `chat.selectors`; nothing of the domain imports it.
+The chat domain's models, selectors and services are below it (this package saves
+through `chat.services` and reads through `chat.selectors`) and never import it; the
+stream endpoints (`chat/views.py`) call it.
 """
