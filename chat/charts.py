@@ -41,7 +41,7 @@ def whole_number(value: float) -> str:
 
 
 def percent(value: float) -> str:
-    """"12%", "12.5%"; below 10% up to two decimals, so an axis of 0.25% steps reads
+    """ "12%", "12.5%"; below 10% up to two decimals, so an axis of 0.25% steps reads
     0.25, 0.5, 0.75, not 0.2, 0.5, 0.8."""
     decimals = 2 if value < 10 else 1
     return f"{value:.{decimals}f}".rstrip("0").rstrip(".") + "%"
