@@ -34,7 +34,12 @@ class RequestIdMiddleware:
 
 
 def _note(line: str) -> None:
-    with open(os.environ["OBSERVED_REQUESTS_LOG"], "a", encoding="utf-8") as log:
+    # Only the live server started with a log observes; a process that merely imported
+    # this module (Django's checks import every middleware named in settings) does not.
+    path = os.environ.get("OBSERVED_REQUESTS_LOG")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as log:
         log.write(f"{time.time():.6f} {line}\n")
 
 
