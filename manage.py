@@ -8,14 +8,10 @@ import sys
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
     # Before Django imports daphne (INSTALLED_APPS): `runserver` then runs on uvloop, as
-    # `python -m chatproject.serve_daphne` does, and sends its writes at once.
+    # `python -m chatproject.serve_daphne` does.
     from chatproject.serve_daphne import use_uvloop
 
     use_uvloop()
-    if sys.argv[1:2] == ["runserver"]:
-        from chatproject.twisted_writes import send_writes_at_once
-
-        send_writes_at_once()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -109,8 +109,8 @@ def server_command(variant: Variant, port: int) -> list[str]:
         # on uvloop through the project's launcher, the baseline included (as on uvicorn).
         endpoint = f"tcp:port={port}:interface=127.0.0.1:backlog=2048"
         return [PY, "-m", _launcher(variant, "serve_daphne", "daphne"), "-e", endpoint, target]
-    # The project's production launcher (uvicorn, quieter main loop) for every relay on
-    # uvicorn, the baseline included: the same server software.
+    # uvicorn's command line for every relay on uvicorn, the baseline included; a
+    # --compare commit that had its own launcher (chatproject/serve.py) runs through it.
     launcher = _launcher(variant, "serve", "uvicorn")
     return [
         PY, "-m", launcher, target, "--host", "127.0.0.1", "--port", str(port),

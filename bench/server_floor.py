@@ -62,7 +62,7 @@ SERVERS = {
     "daphne": _DAPHNE,
     "daphne -v 0": [*_DAPHNE, "-v", "0"],
     "uvicorn": [
-        "chatproject.serve", "--host", "127.0.0.1", "--port", "{port}", "--no-access-log",
+        "uvicorn", "--host", "127.0.0.1", "--port", "{port}", "--no-access-log",
         "--loop", "uvloop", "--http", "httptools", "--backlog", "2048", "--log-level", "warning",
     ],
 }  # fmt: skip

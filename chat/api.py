@@ -1,109 +1,47 @@
 """The history API: sessions, records, search, ratings and the web-view handoff.
 
-One APIView per action: each parses, calls one selector (chat/history.py) or service
-(chat/history.py, chat/handoff.py), and shapes the answer. chat/api_urls.py puts the actions
-that share a path on it. The contract, with examples, is docs/api.md.
+Sessions are one ViewSet (page, create, retrieve, rename, delete); every other path is
+one APIView. Each action parses,
+calls one selector (chat/selectors.py) or service (chat/services.py, chat/handoff.py),
+and shapes the answer. The contract, with examples, is docs/api.md.
 """
 
 from collections import Counter
-from datetime import UTC
-from typing import Any
 
-from django.db.models import QuerySet
-from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework.viewsets import ViewSet
 
-from chat.handoff import MAX_ITEMS, HandoffItemSerializer, handoff_save
-from chat.history import (
+from chat.handoff import MAX_ITEMS, handoff_save
+from chat.models import ChatRecord
+from chat.openapi import errors
+from chat.paging import PAGE_PARAMETERS, Pages, page_of
+from chat.selectors import (
     record_get,
     record_list,
-    record_rate,
     record_search,
     session_attach_previews,
-    session_create,
     session_get,
     session_get_detail,
     session_list,
-    session_rename,
-    session_soft_delete,
 )
-from chat.models import ChatRecord
-from chat.openapi import errors
 from chat.serializers import (
     MAX_DB_ID,
     ErrorDetailOutput,
+    HandoffItemSerializer,
     RecordOutput,
     SearchHitOutput,
     SessionOutput,
 )
+from chat.services import record_rate, session_create, session_rename, session_soft_delete
 from chatproject.drf import TextField
-from chatproject.errors import ApplicationError
 
 # Generous for 200 items of chat text (JSON escapes included), small enough that a stray
 # upload cannot tie up a worker parsing it; DATA_UPLOAD_MAX_MEMORY_SIZE is set to it.
 BULK_BODY_MAX_BYTES = 8 * 1024 * 1024
-
-# --- Paging ---------------------------------------------------------------------------------
-
-
-class Pages(CursorPagination):
-    """Opaque cursors over a fixed ordering: stable while new rows arrive."""
-
-    page_size = 20
-    page_size_query_param = "page_size"
-    max_page_size = 100
-
-    def get_page_size(self, request: Request) -> int:
-        # Strict, like every other input: a typo should not silently mean "20".
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
-            return self.page_size
-        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
-            message = f"A whole number from 1 to {self.max_page_size}."
-            raise ValidationError({self.page_size_query_param: [message]})
-        return int(raw)
-
-    def decode_cursor(self, request: Request) -> Cursor | None:
-        try:
-            cursor = super().decode_cursor(request)
-        except NotFound:
-            raise _invalid_cursor() from None
-        # A cursor is client input: its position must be a time before it reaches a query.
-        if cursor is not None and cursor.position is not None:
-            try:
-                position = parse_datetime(cursor.position)
-                valid = position is not None and position.astimezone(UTC) is not None
-            except (ValueError, OverflowError):
-                valid = False
-            if not valid:
-                raise _invalid_cursor()
-        return cursor
-
-
-def _invalid_cursor() -> ApplicationError:
-    return ApplicationError("invalid_cursor", "The cursor is invalid; start again.", status=400)
-
-
-def page_of(pages: Pages, queryset: QuerySet, request: Request, view: APIView) -> list[Any]:
-    return list(pages.paginate_queryset(queryset, request, view=view) or [])
-
-
-PAGE_PARAMETERS = [
-    OpenApiParameter(
-        "cursor", str, description="Opaque; copy it from a link this endpoint returned."
-    ),
-    OpenApiParameter(
-        "page_size",
-        {"type": "integer", "minimum": 1, "maximum": Pages.max_page_size},
-        description=f"Items per page (default {Pages.page_size}).",
-    ),
-]
 
 _BAD_CURSOR = "`invalid_cursor` (start again without it) or `invalid_input` (`page_size`)."
 _BAD_QUERY = "`invalid_input` (`q` missing, blank or too long; `page_size`) or `invalid_cursor`."
@@ -114,23 +52,39 @@ _NOT_RATEABLE = "`record_not_rateable`: the answer is pending, streaming or an e
 # --- Sessions -------------------------------------------------------------------------------
 
 
-class SessionListApi(APIView):
+@extend_schema_serializer(component_name="SessionListOutput")
+class SessionPageOutput(serializers.Serializer):
+    next = serializers.URLField(allow_null=True, help_text="Older activity.")
+    previous = serializers.URLField(allow_null=True, help_text="Newer activity.")
+    results = SessionOutput(many=True)
+
+
+@extend_schema_serializer(component_name="SessionCreateInput")
+class SessionCreateInput(serializers.Serializer):
+    title = TextField(max_length=120, required=False, allow_blank=True, default="")
+
+
+@extend_schema_serializer(component_name="SessionRenameInput")
+class SessionRenameInput(serializers.Serializer):
+    title = TextField(max_length=120, required=False, allow_blank=True)
+
+
+# The caller's sessions: a page of them, create, retrieve, rename (PATCH) and delete.
+# Bound to its two paths explicitly (chat/api_urls.py) rather than by a router: its page
+# is a cursor page whose documented shape is its own (a router's `list` is documented as a
+# bare array).
+class SessionViewSet(ViewSet):
     class Pagination(Pages):
         ordering = ("-updated_at", "-id")
-
-    class OutputSerializer(serializers.Serializer):
-        next = serializers.URLField(allow_null=True, help_text="Older activity.")
-        previous = serializers.URLField(allow_null=True, help_text="Newer activity.")
-        results = SessionOutput(many=True)
 
     @extend_schema(
         tags=["sessions"],
         operation_id="sessions_list",
         summary="Your sessions, newest activity first",
         parameters=PAGE_PARAMETERS,
-        responses={200: OutputSerializer, **errors(400, 401, e400=_BAD_CURSOR)},
+        responses={200: SessionPageOutput, **errors(400, 401, e400=_BAD_CURSOR)},
     )
-    def get(self, request: Request) -> Response:
+    def page(self, request: Request) -> Response:
         pages = self.Pagination()
         sessions = page_of(pages, session_list(owner=request.user), request, self)
         body = {
@@ -138,68 +92,54 @@ class SessionListApi(APIView):
             "previous": pages.get_previous_link(),
             "results": session_attach_previews(sessions=sessions),
         }
-        return Response(self.OutputSerializer(body).data)
-
-
-class SessionCreateApi(APIView):
-    class InputSerializer(serializers.Serializer):
-        title = TextField(max_length=120, required=False, allow_blank=True, default="")
+        return Response(SessionPageOutput(body).data)
 
     @extend_schema(
         tags=["sessions"],
         operation_id="sessions_create",
         summary="Start an empty session (the stream endpoint also starts one by itself)",
-        request=InputSerializer,
+        request=SessionCreateInput,
         responses={201: SessionOutput, **errors(400, 401, 415)},
     )
-    def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+    def create(self, request: Request) -> Response:
+        data = SessionCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         created = session_create(owner=request.user, **data.validated_data)
         session = session_get_detail(owner=request.user, session_id=created.pk)
         return Response(SessionOutput(session).data, status=201)
 
-
-class SessionDetailApi(APIView):
     @extend_schema(
         tags=["sessions"],
         operation_id="sessions_retrieve",
         summary="One session",
         responses={200: SessionOutput, **errors(401, 404, e404=_NO_SESSION)},
     )
-    def get(self, request: Request, session_id: int) -> Response:
+    def retrieve(self, request: Request, session_id: int) -> Response:
         session = session_get_detail(owner=request.user, session_id=session_id)
         return Response(SessionOutput(session).data)
-
-
-class SessionRenameApi(APIView):
-    class InputSerializer(serializers.Serializer):
-        title = TextField(max_length=120, required=False, allow_blank=True)
 
     @extend_schema(
         tags=["sessions"],
         operation_id="sessions_rename",
         summary="Rename a session",
-        request=InputSerializer,
+        request=SessionRenameInput,
         responses={200: SessionOutput, **errors(400, 401, 404, 415, e404=_NO_SESSION)},
     )
-    def patch(self, request: Request, session_id: int) -> Response:
-        data = self.InputSerializer(data=request.data)
+    def partial_update(self, request: Request, session_id: int) -> Response:
+        data = SessionRenameInput(data=request.data)
         data.is_valid(raise_exception=True)
         if "title" in data.validated_data:
             session_rename(owner=request.user, session_id=session_id, **data.validated_data)
         session = session_get_detail(owner=request.user, session_id=session_id)
         return Response(SessionOutput(session).data)
 
-
-class SessionDeleteApi(APIView):
     @extend_schema(
         tags=["sessions"],
         operation_id="sessions_delete",
         summary="Delete a session (soft: it and its records disappear for you)",
         responses={204: None, **errors(401, 404, e404=_NO_SESSION)},
     )
-    def delete(self, request: Request, session_id: int) -> Response:
+    def destroy(self, request: Request, session_id: int) -> Response:
         session_soft_delete(owner=request.user, session_id=session_id)
         return Response(status=204)
 

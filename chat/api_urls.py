@@ -1,16 +1,7 @@
-"""Paths of the history API.
+"""Paths of the history API, exactly as docs/api.md lists them (with or without the
+trailing slash; the other form is a JSON 404 with a hint, chatproject/views.py)."""
 
-Django sends a path to one view, while the API has one APIView per action and several
-actions on some paths (list and create sessions, say): `actions_route` puts them together
-(and chat/openapi.py shows drf-spectacular each action on its own).
-"""
-
-from collections.abc import Callable
-from typing import Any
-
-from django.http import HttpRequest, HttpResponseBase
 from django.urls import path, register_converter
-from rest_framework.views import APIView
 
 from chat import api
 
@@ -30,44 +21,14 @@ class DbIdConverter:
 register_converter(DbIdConverter, "db_id")
 
 
-class ActionRouter(APIView):
-    """One path, one APIView per action: each method goes to its own view."""
-
-    action_views: dict[str, Callable] = {}
-
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        method = "GET" if request.method == "HEAD" else request.method
-        view = self.action_views.get(method)
-        if view is None:
-            # OPTIONS, or DRF's JSON 405 (after the usual 401 for a missing token).
-            return super().dispatch(request, *args, **kwargs)
-        response = view(request, *args, **kwargs)
-        response["Allow"] = ", ".join(self.allowed_methods)
-        return response
-
-    @property
-    def allowed_methods(self) -> list[str]:
-        return [*self.action_views, "OPTIONS"]
-
-
-def actions_route(**actions: type[APIView]) -> Callable:
-    views = {method.upper(): view.as_view() for method, view in actions.items()}
-    return type("ActionRouter", (ActionRouter,), {"action_views": views}).as_view()
-
+sessions = api.SessionViewSet.as_view({"get": "page", "post": "create"})
+session = api.SessionViewSet.as_view(
+    {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
+)
 
 urlpatterns = [
-    path(
-        "api/chat/sessions/",
-        actions_route(get=api.SessionListApi, post=api.SessionCreateApi),
-        name="chat-sessions",
-    ),
-    path(
-        "api/chat/sessions/<db_id:session_id>/",
-        actions_route(
-            get=api.SessionDetailApi, patch=api.SessionRenameApi, delete=api.SessionDeleteApi
-        ),
-        name="chat-session",
-    ),
+    path("api/chat/sessions/", sessions, name="chat-sessions"),
+    path("api/chat/sessions/<db_id:session_id>/", session, name="chat-session"),
     path(
         "api/chat/sessions/<db_id:session_id>/records/",
         api.RecordListApi.as_view(),

@@ -1,4 +1,5 @@
-"""Writes: open a turn (session + pending record) and save its outcome.
+"""Writes: open a turn (session + pending record) and save its outcome; the history
+API's few small writes (create, rename, soft-delete a session; rate a record).
 
 Each write is one short transaction. Nothing is held open while the answer streams, so
 hundreds of concurrent streams on SQLite queue for a few milliseconds each instead of
@@ -12,8 +13,9 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat.models import ChatRecord
-from chat.selectors import context_messages, session_get_owned
+from accounts.models import User
+from chat.models import ChatRecord, ChatSession
+from chat.selectors import context_messages, record_get, session_get_owned, session_not_found
 from chat.turn_store import (
     OPEN_STATUSES,
     NewTurn,
@@ -22,6 +24,15 @@ from chat.turn_store import (
     turn_insert,
 )
 from chatproject.errors import ApplicationError
+
+TITLE_MAX_CHARS = 120
+# Rated answers are ones the user saw end: `error` turns are failures already recorded
+# with their error_code, and rating them would mix outages into answer quality.
+RATEABLE_STATUSES = (
+    ChatRecord.Status.DONE,
+    ChatRecord.Status.STOPPED,
+    ChatRecord.Status.INTERRUPTED,
+)
 
 _TITLE_LENGTH = 30
 # The error code of a record whose generating process died.
@@ -145,4 +156,48 @@ def record_lost_close(*, record_id: int, generated_text: str) -> ChatRecord:
         record.error_code = SERVER_LOST
         record.finished_at = record.finished_at or timezone.now()
         record.save(update_fields=["answer", "status", "error_code", "finished_at"])
+    return record
+
+
+# --- History ------------------------------------------------------------------------------
+
+
+def session_create(*, owner: User, title: str) -> ChatSession:
+    return ChatSession.objects.create(owner=owner, title=title.strip()[:TITLE_MAX_CHARS])
+
+
+def session_rename(*, owner: User, session_id: int, title: str) -> None:
+    # A rename is not chat activity: `updated_at` (the list order) stays put.
+    renamed = ChatSession.objects.filter(pk=session_id, owner=owner, is_deleted=False).update(
+        title=title.strip()[:TITLE_MAX_CHARS]
+    )
+    if not renamed:
+        raise session_not_found()
+
+
+def session_soft_delete(*, owner: User, session_id: int) -> None:
+    """Hide the session and its records from the user; staff still see them in the admin."""
+    deleted = ChatSession.objects.filter(pk=session_id, owner=owner, is_deleted=False).update(
+        is_deleted=True
+    )
+    if not deleted:
+        raise session_not_found()
+
+
+def record_rate(*, owner: User, record_id: int, rating: str, reason: str) -> ChatRecord:
+    """Set the rating (and its reason) to exactly this; the same call twice changes nothing."""
+    record = record_get(owner=owner, record_id=record_id)
+    reason = reason.strip() if rating != ChatRecord.Rating.NONE else ""
+    # Conditional on the status in the same statement: a stream finishing concurrently
+    # cannot slip a rating onto a record that was still pending.
+    rated = ChatRecord.objects.filter(pk=record.pk, status__in=RATEABLE_STATUSES).update(
+        rating=rating, rating_reason=reason
+    )
+    if not rated:
+        raise ApplicationError(
+            "record_not_rateable",
+            "Only answers that are done, stopped or interrupted can be rated.",
+            status=409,
+        )
+    record.rating, record.rating_reason = rating, reason
     return record

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from chat.models import ChatRecord
-from chat.providers import ModelSpec, model_lookup
+from chat.streaming.model_registry import model_lookup
+from chat.streaming.upstream import ModelSpec
 from chatproject.errors import ApplicationError
 from chatproject.request_body import json_parse, malformed_json
 

@@ -7,15 +7,15 @@ from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import owner_for_token, owner_id_for_token, signed_bearer_token
-from chat import eventbus, lifecycle
 from chat.answer_watch import answer_begun
-from chat.delivery import answer_response, mirrored_stream_response, resumed_response
-from chat.generation import generation_find, generation_open
 from chat.limits import Admission, admission_withdraw, question_admit, user_limits
 from chat.models import ChatRecord
 from chat.selectors import record_get_owned
 from chat.services import OpenedTurn, turn_open
 from chat.stream_input import StreamRequest, last_event_id_parse, stream_request_parse
+from chat.streaming import eventbus, lifecycle
+from chat.streaming.delivery import answer_response, mirrored_stream_response, resumed_response
+from chat.streaming.generation import generation_find, generation_open
 from chatproject import metrics
 from chatproject.db import run_db
 from chatproject.errors import ApplicationError, application_error_response, error_response
@@ -53,7 +53,7 @@ def _authenticated_turn_open(token: str, params: StreamRequest) -> tuple[OpenedT
 
 
 async def _turn_saving(token: str, params: StreamRequest) -> OpenedTurn:
-    # Runs to its end even if the client hangs up (chat.generation.generation_open): a
+    # Runs to its end even if the client hangs up (chat.streaming.generation.generation_open): a
     # saved question is always watched (its stream slot renewed, then released).
     turn, admission = await run_db(_authenticated_turn_open, token, params)
     answer_begun(
@@ -92,6 +92,7 @@ async def chat_stream(request: HttpRequest) -> HttpResponseBase:
             raise ApplicationError(
                 "server_draining", "This server is restarting; retry in a moment.", status=503
             )
+        lifecycle.ensure_running()  # the process-wide loops start with the first answer
         generation = await generation_open(
             _turn_saving(token, params), spec=params.spec, started_at=started_at
         )

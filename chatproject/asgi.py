@@ -1,4 +1,4 @@
-"""ASGI entry point: `python -m chatproject.serve chatproject.asgi:application` (uvicorn),
+"""ASGI entry point: `python -m uvicorn chatproject.asgi:application` (production),
 or `python -m chatproject.serve_daphne chatproject.asgi:application` (daphne)."""
 
 import gc
@@ -14,15 +14,12 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from chat import lifecycle  # noqa: E402
 from chat.content_check.checkers import checker_configured  # noqa: E402
-from chat.providers import model_registry  # noqa: E402
 from chat.services import records_reap  # noqa: E402
-from chatproject.lane import with_stream_lane  # noqa: E402
+from chat.streaming import lifecycle  # noqa: E402
+from chat.streaming.model_registry import model_registry  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {"http": with_stream_lane(django_asgi_app), "lifespan": lifecycle.lifespan}
-)
+application = ProtocolTypeRouter({"http": django_asgi_app, "lifespan": lifecycle.lifespan})
 
 
 def _reap_at_start_up() -> None:

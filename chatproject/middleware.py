@@ -6,6 +6,7 @@ from http import HTTPStatus
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
@@ -124,7 +125,7 @@ class ApiRequestBodyMiddleware(MiddlewareMixin):
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
         if not is_api(request) or view_func is api_not_found:
             return None  # a wrong path's 404 (with its slash hint) matters more than its body
-        if request.resolver_match.url_name in STREAM_LANE_URL_NAMES:
+        if request.resolver_match.url_name in STREAM_URL_NAMES:
             return None  # the stream views check their own bodies (after the token)
         try:
             request.json_body = json_body_read(request, view=view_func_class(view_func))
@@ -144,17 +145,50 @@ def unhandled_error_response(request: HttpRequest) -> JsonResponse:
     return error_response("internal_error", "Something went wrong on our side.", status=500)
 
 
-# The answer streams: plain async views that authenticate by bearer token, need no session,
-# cookie, CSRF or message machinery, and are called once per question.
-STREAM_LANE_URL_NAMES = frozenset({"chat-stream", "record-events", "record-stop"})
+# The answer streams: plain async views that authenticate by bearer token, check their own
+# bodies (after the token), need no session, cookie, CSRF or message machinery, and are
+# called once per question.
+STREAM_URL_NAMES = frozenset({"chat-stream", "record-events", "record-stop"})
+
+# What the lane stands in for, or what has nothing to do on a stream: the stack the
+# project configures below the lane. Anything else configured below it is skipped on
+# streams, and the system check chat.W002 names it (chat/checks.py).
+STREAM_LANE_STANDS_IN_FOR = frozenset({
+    "chatproject.middleware.ApiJsonErrorsMiddleware",  # its errors are JSON already
+    "chatproject.middleware.api_messages_in_english",  # its messages are English literals
+    "django.middleware.security.SecurityMiddleware",  # applied: HTTPS redirect, headers
+    "chatproject.middleware.GZipExceptEventStreamMiddleware",  # never compresses a stream
+    "django.contrib.sessions.middleware.SessionMiddleware",  # bearer tokens, no cookie
+    "django.middleware.common.CommonMiddleware",  # applied: ALLOWED_HOSTS; paths exact
+    "django.middleware.csrf.CsrfViewMiddleware",  # the views are csrf_exempt (no cookie)
+    "django.contrib.auth.middleware.AuthenticationMiddleware",  # bearer tokens
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",  # applied
+    "chatproject.middleware.ContentSecurityPolicyMiddleware",  # HTML only
+    "chatproject.middleware.ApiErrorMiddleware",  # applied: an exception is a JSON 500
+    "chatproject.middleware.ApiRequestBodyMiddleware",  # the views check their own bodies
+})  # fmt: skip
+STREAM_LANE = "chatproject.middleware.StreamLaneMiddleware"
+
+
+def stream_lane_skips() -> list[str]:
+    """The configured middleware that a stream never passes through (below the lane)."""
+    if STREAM_LANE not in settings.MIDDLEWARE:
+        return []
+    return settings.MIDDLEWARE[settings.MIDDLEWARE.index(STREAM_LANE) + 1 :]
 
 
 class StreamLaneMiddleware:
-    """First in the stack: the stream endpoints go straight to their view.
+    """The answer streams go from here straight to their view; every other request goes
+    on through the rest of the stack.
 
-    Under ASGI every sync middleware hook costs a hop to a worker thread; with Django's
-    stack that was a quarter of the CPU a question costs (bench/). Everything else goes
-    through the full stack as usual.
+    Under ASGI each hook of a sync middleware (all of Django's own) is a hop to a worker
+    thread: through the whole stack a question cost 1.3-1.5x the CPU per token, and its
+    first token came 30-330 ms later at N=100 (bench/, `--compare`). Middleware listed
+    above this one run on streams too (a request id, CORS, an APM); below it, what it
+    stands in for (`STREAM_LANE_STANDS_IN_FOR`): the host check (ALLOWED_HOSTS), the HTTPS
+    redirect, the security headers, JSON errors. Anything else below it is named by the
+    system check chat.W002. Django's handler and its request signals are as usual.
     """
 
     sync_capable = True
@@ -165,9 +199,7 @@ class StreamLaneMiddleware:
         self._async = iscoroutinefunction(get_response)
         if self._async:
             markcoroutinefunction(self)
-        # The stack's header-only steps, so a stream carries the same security headers as
-        # every other response (they touch nothing but headers: no hop to a thread), and
-        # its HTTPS redirect (SECURE_SSL_REDIRECT).
+        # The stack's header-only steps (no hop to a thread), and its HTTPS redirect.
         security = SecurityMiddleware(get_response)
         self._https_redirect = security.process_request
         self._header_steps = [
@@ -181,39 +213,48 @@ class StreamLaneMiddleware:
         return self._call_async(request)
 
     async def _call_async(self, request: HttpRequest):
-        match = stream_lane_match(request.path_info)
+        match = _stream_match(request.path_info)
         if match is None:
             return await self.get_response(request)
-        redirect = self._https_redirect(request)
-        if redirect is not None:
-            return redirect
-        try:
-            response = await match.func(request, *match.args, **match.kwargs)
-        except Exception:
-            response = unhandled_error_response(request)
+        response = _host_refused(request) or self._https_redirect(request)
+        if response is None:
+            try:
+                response = await match.func(request, *match.args, **match.kwargs)
+            except Exception:
+                response = unhandled_error_response(request)
         for header_step in self._header_steps:
             response = header_step(request, response)
         return response
 
 
-def stream_lane_match(path: str):
+def _host_refused(request: HttpRequest) -> JsonResponse | None:
+    """ALLOWED_HOSTS, as CommonMiddleware checks it for every other request."""
+    try:
+        request.get_host()
+    except DisallowedHost as error:
+        logging.getLogger("django.security.DisallowedHost").error(str(error))
+        return error_response(*_STATUS_ERRORS[400], status=400)
+    return None
+
+
+def _stream_match(path: str):
     if not path.startswith("/api/chat/"):
         return None
-    return _stream_lane_resolve(path)
+    return _stream_resolve(path)
 
 
-# Every question is resolved twice (the ASGI router, then this middleware) against the
-# whole URLconf; the same few paths come back all the time.
+# Every question is resolved twice (here, then by Django's handler for anything else)
+# against the whole URLconf; the same few paths come back all the time.
 @functools.lru_cache(maxsize=1024)
-def _stream_lane_resolve(path: str):
+def _stream_resolve(path: str):
     try:
         match = resolve(path)
     except Resolver404:
         return None
-    return match if match.url_name in STREAM_LANE_URL_NAMES else None
+    return match if match.url_name in STREAM_URL_NAMES else None
 
 
 @receiver(setting_changed)
 def _forget_resolved_paths(*, setting: str, **kwargs: object) -> None:
     if setting == "ROOT_URLCONF":
-        _stream_lane_resolve.cache_clear()
+        _stream_resolve.cache_clear()

@@ -8,7 +8,6 @@ force, and runs Twisted's asyncio reactor on it. Installing uvloop's policy befo
 import puts daphne, and with it every answer's upstream reads, timers and database
 hand-offs, on uvloop: 11-15% less CPU per token at N=1 and N=100 than on asyncio's own loop
 (bench/, `--compare`). `manage.py` does the same, so `runserver` runs on uvloop too.
-Both also send daphne's writes at once (`chatproject/twisted_writes.py`).
 """
 
 import asyncio
@@ -28,9 +27,6 @@ def use_uvloop() -> None:
 
 def main() -> None:
     use_uvloop()
-    from chatproject.twisted_writes import send_writes_at_once
-
-    send_writes_at_once()
     from daphne.cli import CommandLineInterface
 
     CommandLineInterface.entrypoint()

@@ -84,7 +84,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "chatproject.middleware.StreamLaneMiddleware",  # first: the answer streams skip the rest
+    # Middleware that must also run on the answer streams go above the lane; it stands in
+    # for the rest on streams (chatproject/middleware.py; check chat.W002 names the others).
+    "chatproject.middleware.StreamLaneMiddleware",
     "chatproject.middleware.ApiJsonErrorsMiddleware",  # outermost: /api/ is never HTML
     "chatproject.middleware.api_messages_in_english",
     "django.middleware.security.SecurityMiddleware",
@@ -233,10 +235,9 @@ SPECTACULAR_SETTINGS = {
         "RatingEnum": "chat.models.ChatRecord.Rating",
         "TerminalEnum": "chat.models.ChatRecord.Terminal",
     },
-    "PREPROCESSING_HOOKS": ["chat.openapi.schema_actions_expand"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "chat.openapi.schema_stream_add",
+        "chat.openapi_streams.schema_stream_add",
     ],
 }
 
@@ -326,7 +327,7 @@ CHAT_SYSTEM_PROMPT = env_str(
 CHAT_CONTEXT_TURNS = env_int("CHAT_CONTEXT_TURNS", 6)
 CHAT_QUESTION_MAX_CHARS = env_int("CHAT_QUESTION_MAX_CHARS", 4000, minimum=1)
 CHAT_PING_SECONDS = env_float("CHAT_PING_SECONDS", 15.0, minimum=0.05)
-# The model is read once per window (chat/providers.py), so what it produced meanwhile
+# The model is read once per window (chat/streaming/pacing.py), so what it produced meanwhile
 # travels as one event: 67 ms is at most 15 events/s, the pace a mini-program's setData
 # renders smoothly (each event costs a wake-up and a write, bench/); 0 sends every delta
 # at once.

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from chat.admin_views import dashboard_view
+from chat.admin.dashboard_views import dashboard_view
 from chatproject.views import MetricsView, api_not_found, health
 
 urlpatterns = [

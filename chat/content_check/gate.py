@@ -1,7 +1,7 @@
 """The content check around a model's stream: the question before the model is asked, the
 answer while it streams, and nothing unchecked ever passed on.
 
-`content_checked` wraps the stream the generation reads (chat/generation.py `_relay`), so
+`content_checked` wraps the stream the generation reads (chat/streaming/generation.py `_relay`), so
 pacing, coalescing, saving and delivery stay as they are: they only see text later.
 
 - The question is checked first; the model's stream is not even opened until it passes.
@@ -37,7 +37,7 @@ from chat.content_check.checkers import (
     checker_configured,
 )
 from chat.content_check.verdicts import subject_load, verdict_store
-from chat.providers import ProviderError, UpstreamChunk
+from chat.streaming.upstream import ProviderError, UpstreamChunk
 from chatproject import metrics
 from chatproject.db import run_db
 

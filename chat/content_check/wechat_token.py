@@ -22,8 +22,8 @@ import aiohttp
 import orjson
 from django.conf import settings
 
-from chat import eventbus
 from chat.content_check.checkers import CheckUnavailable
+from chat.streaming import eventbus
 from chatproject import metrics
 
 logger = logging.getLogger(__name__)

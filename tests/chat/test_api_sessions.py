@@ -241,9 +241,11 @@ def test_wrong_method_is_a_json_405_naming_the_allowed_ones(api, owner):
 
     put = api.put(f"{SESSIONS}{session.pk}/", {}, content_type="application/json")
     _error(put, 405, "method_not_allowed")
-    assert put["Allow"] == "GET, PATCH, DELETE, OPTIONS"
+    # HEAD is answered as GET, and named like on every other path of the API.
+    assert put["Allow"] == "GET, PATCH, DELETE, HEAD, OPTIONS"
     _error(api.delete(SESSIONS), 405, "method_not_allowed")
-    assert api.get(SESSIONS)["Allow"] == "GET, POST, OPTIONS"
+    assert api.get(SESSIONS)["Allow"] == "GET, POST, HEAD, OPTIONS"
+    assert api.head(SESSIONS).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 from chat.content_check import gate
 from chat.content_check.checkers import PASS, RISKY, Subject, Verdict, checker_configured
 from chat.content_check.keywords import KeywordChecker, keywords_parse
-from chat.providers import ProviderError, UpstreamChunk
+from chat.streaming.upstream import ProviderError, UpstreamChunk
 
 SUBJECT = Subject(record_id=1, openid="o_test")
 

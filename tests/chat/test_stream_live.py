@@ -156,8 +156,8 @@ async def test_hanging_up_mid_answer_cancels_upstream_after_the_grace_period(
 
 @pytest.fixture(scope="module")
 def fault_server_for(start_server, daphne_server):
-    """The default server reads the upstream through the SDK's aiohttp transport (straight
-    from aiohttp's reader); one more runs the SDK's httpx transport, the other read path."""
+    """The default server reads the upstream over aiohttp (chat/streaming/aiohttp_stream.py);
+    one more runs the openai SDK over httpx, the other read path."""
     servers = {"aiohttp": daphne_server}
 
     def server_for(transport: str):

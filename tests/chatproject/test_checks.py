@@ -1,6 +1,7 @@
 """Django's system checks: what every `manage.py` command prints before it runs."""
 
 import pytest
+from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
@@ -36,3 +37,22 @@ def test_a_wrong_content_check_is_an_error_at_start_up(settings, overrides, mess
 
     with pytest.raises(SystemCheckError, match=message):
         call_command("check")
+
+
+OBSERVED = "tests.support.observed.RequestIdMiddleware"
+
+
+def test_a_middleware_the_streams_would_skip_is_named(settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, OBSERVED]  # below the stream lane
+
+    (warning,) = [m for m in checks.run_checks() if m.id == "chat.W002"]
+
+    assert warning.obj == OBSERVED
+    assert "does not run on the answer streams" in warning.msg
+    assert "above chatproject.middleware.StreamLaneMiddleware" in warning.hint
+
+
+def test_a_middleware_above_the_stream_lane_runs_on_streams_and_is_not_named(settings):
+    settings.MIDDLEWARE = [OBSERVED, *settings.MIDDLEWARE]
+
+    assert [m for m in checks.run_checks() if m.id == "chat.W002"] == []

@@ -10,8 +10,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 
 from chat.api import BULK_BODY_MAX_BYTES
-from chat.handoff import ANSWER_MAX_CHARS
 from chat.models import ChatRecord, ChatSession
+from chat.serializers import ANSWER_MAX_CHARS
 from chatproject.request_body import API_BODY_MAX_BYTES
 from tests.support.servers import bearer
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from chatproject import serve_daphne, twisted_writes
+from chatproject import serve_daphne
 from tests.support.live import ROOT, free_port, get_when_up
 
 
@@ -25,7 +25,6 @@ def test_the_launcher_serves_with_daphnes_options_on_uvloop(tmp_path):
 
     assert response.text == "uvloop.Loop"  # plain daphne: asyncio's _UnixSelectorEventLoop
     assert response.headers["server"] == "daphne"
-    assert response.headers["x-writes-at-once"] == "True"  # chatproject/twisted_writes.py
 
 
 def test_manage_py_puts_daphnes_loop_on_uvloop():
@@ -48,7 +47,5 @@ async def loop_kind_app(scope, receive, send):
         return
     loop = asyncio.get_running_loop()
     kind = f"{type(loop).__module__}.{type(loop).__name__}".encode()
-    at_once = str(twisted_writes._installed).encode()
-    headers = [(b"x-writes-at-once", at_once)]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": kind})

@@ -61,8 +61,8 @@ class LiveServer:
     def start(self) -> None:
         app = "chatproject.asgi:application"
         if self.software == "uvicorn":
-            # The production launcher: uvicorn's command line and server, quieter loop.
-            command = [sys.executable, "-m", "chatproject.serve", app, "--port", str(self.port)]
+            # The production server: uvicorn's own command line (docs/deploy.md).
+            command = [sys.executable, "-m", "uvicorn", app, "--port", str(self.port)]
             command += ["--backlog", "1024", "--no-access-log", "--timeout-graceful-shutdown", "5"]
         else:
             # Twisted's default listen backlog (50) drops connections in a burst of streams.

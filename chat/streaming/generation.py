@@ -1,6 +1,6 @@
 """Generation: one task per answer that reads the model and produces the event log.
 
-Generation is kept apart from delivery (`chat/delivery.py`): the task below owns the
+Generation is kept apart from delivery (`chat/streaming/delivery.py`): the task below owns the
 upstream call, the answer text and the single save at the end; responses only read its
 event log. A client that hangs up detaches from the log but does not cancel the answer:
 generation goes on, and a client may resume from any event id. Only when no client has
@@ -18,13 +18,14 @@ from typing import Any
 
 from django.conf import settings
 
-from chat import eventbus, events
 from chat.answer_watch import answer_ended
 from chat.content_check.gate import content_checked
-from chat.event_log import EventLog
 from chat.models import ChatRecord
-from chat.providers import ModelSpec, ProviderError, Usage, provider_stream
 from chat.services import OpenedTurn, TurnOutcome, record_finish
+from chat.streaming import eventbus, events
+from chat.streaming.event_log import EventLog
+from chat.streaming.providers import provider_stream
+from chat.streaming.upstream import ModelSpec, ProviderError, Usage
 from chatproject.db import run_db
 from chatproject.logs import log_context
 
@@ -354,12 +355,9 @@ def _detach_unclaimed(opening: asyncio.Task) -> None:
 
 def generation_start(*, turn: OpenedTurn, spec: ModelSpec, started_at: float) -> Generation:
     """Start answering; the answer is attached to its asker until the asker's response
-    (`delivery.answer_response`) lets go of it."""
-    from chat import lifecycle  # the process-wide loops start with the first answer
-
-    lifecycle.ensure_running()
-    # The answer's log lines name it and its owner (the process-wide loops started above
-    # keep the context they had).
+    (`delivery.answer_response`) lets go of it. The process-wide loops around the answers
+    (`lifecycle.ensure_running`) are started by the caller: they depend on this module."""
+    # The answer's log lines name it and its owner.
     log_context(record_id=turn.record_id, user_id=turn.owner_id)
     generation = Generation(turn=turn, spec=spec, started_at=started_at)
     generation.attach()

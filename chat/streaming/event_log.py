@@ -13,7 +13,7 @@ reader, the usual case, each frame is still encoded once.
 
 from array import array
 
-from chat import events
+from chat.streaming import events
 
 # Delta texts are kept one string each until this many, then joined (a few strings, not
 # one per delta, for a long answer).

@@ -1,6 +1,6 @@
 import pytest
 
-from chat.sse_reader import SSEDataParser
+from chat.streaming.sse_reader import SSEDataParser
 
 STREAM = (
     b": keep-alive comment\n\n"

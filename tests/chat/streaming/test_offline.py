@@ -4,8 +4,8 @@ import pytest
 from django.test import AsyncClient, override_settings
 
 from chat.models import ChatRecord
-from chat.offline import offline_answer, offline_tokens
-from chat.providers import OFFLINE_MODEL_NAME, model_lookup
+from chat.streaming.model_registry import OFFLINE_MODEL_NAME, model_lookup
+from chat.streaming.offline import offline_answer, offline_tokens
 from tests.support.sse import StreamTranscript, read_streaming_response
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,7 +1,6 @@
-"""Staff moderation: every user's chats, the review queue, moderation actions with their
-log, and CSV export. Records are made by the API only; staff read and moderate them."""
+"""The records' admin: every user's chats, the review queue, moderation actions with
+their log, and CSV export. Records are made by the API only; staff read and moderate them."""
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
@@ -22,71 +21,26 @@ from django.utils.decorators import method_decorator
 from django.utils.functional import Promise
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from chat.admin_filters import QUEUE, FirstTokenFilter, ModerationFilter, OwnerFilter
+from chat.admin.filters import QUEUE, FirstTokenFilter, ModerationFilter, OwnerFilter
+from chat.admin.forms import ModerationForm, done_selection, records_phrase
+from chat.admin.review import actions_for, conversation
 from chat.charts import seconds
 from chat.export import records_csv_response
 from chat.markdown import markdown_to_plain_text, markdown_to_safe_html
-from chat.models import ChatRecord, ChatSession, ModerationEvent
-from chat.moderation import NOTE_MAX_CHARS, moderation_log, records_moderate
+from chat.models import ChatRecord, ModerationEvent
+from chat.moderation import moderation_log, records_moderate
 
 Action = ModerationEvent.Action
 PREVIEW_CHARS = 80
 # Answers are Markdown, previewed as plain words: read twice the preview, as the marks go.
 ANSWER_START_CHARS = 2 * PREVIEW_CHARS
-# Records of the session shown on each side of the one being reviewed.
-CONVERSATION_SIDE = 50
 # Records listed on the page that asks for a moderation note.
 SELECTION_SHOWN = 20
 WIDE_PAGE = {"is_nav_sidebar_enabled": False}
-
-
-class ChatRecordInline(admin.TabularInline):
-    model = ChatRecord
-    fields = ("created_at", "question", "answer", "status", "rating", "is_hidden")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-    ordering = ("created_at",)
-
-    def has_add_permission(self, request: HttpRequest, obj: ChatSession | None = None) -> bool:
-        return False  # records are made by the API only (they need an owner, a status...)
-
-
-@admin.register(ChatSession)
-class ChatSessionAdmin(admin.ModelAdmin):
-    list_display = ("id", "title", "owner", "updated_at", "is_deleted")
-    list_filter = ("is_deleted",)
-    search_fields = ("title", "owner__openid", "owner__nickname")
-    list_select_related = ("owner",)
-    raw_id_fields = ("owner",)
-    date_hierarchy = "updated_at"
-    inlines = (ChatRecordInline,)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # sessions are made by the API, for their owner
-
-
-class ModerationForm(forms.Form):
-    # Not "action": the changelist's own action menu posts under that name.
-    moderation = forms.ChoiceField(choices=Action.choices, widget=forms.HiddenInput)
-    note = forms.CharField(
-        required=False,
-        max_length=NOTE_MAX_CHARS,
-        strip=True,
-        widget=forms.Textarea(attrs={"rows": 3, "maxlength": NOTE_MAX_CHARS}),
-        help_text=_("Kept in each record's moderation log, with your name and the time."),
-    )
-
-    def clean(self) -> dict:
-        data = super().clean()
-        if data.get("moderation") not in (None, Action.REVIEWED) and not data.get("note"):
-            self.add_error("note", _("Say why: flagging, hiding and unhiding need a note."))
-        return data
 
 
 class RecordChangeList(ChangeList):
@@ -113,20 +67,6 @@ _CONTENT_LABELS = {
     20013: _("copyright"),
     21000: _("other"),
 }
-
-
-def _records(count: int) -> str:
-    return ngettext("%(count)s record", "%(count)s records", count) % {"count": count}
-
-
-def _done_selection(action: str, done: int, selected: int) -> str:
-    """The message after an action on a selection: what was done, to how many."""
-    label = Action(action).label
-    message = gettext("%(action)s: %(records)s.") % {"action": label, "records": _records(done)}
-    if done < selected:
-        already = _records(selected - done)
-        message += " " + gettext("%(records)s already were.") % {"records": already}
-    return message
 
 
 def _preview(text: str, *, more: bool = False) -> str:
@@ -371,10 +311,10 @@ class ChatRecordAdmin(admin.ModelAdmin):
         return {
             "record": record,
             "answer_html": mark_safe(markdown_to_safe_html(record.answer)),  # sanitized
-            "conversation": _conversation(record),
+            "conversation": conversation(record),
             "moderation_log": moderation_log(record=record),
             "can_moderate": self.has_moderate_permission(request),
-            "moderation_actions": _actions_for(record),
+            "moderation_actions": actions_for(record),
             "moderation_form": ModerationForm(),
         }
 
@@ -423,11 +363,14 @@ class ChatRecordAdmin(admin.ModelAdmin):
             done = records_moderate(
                 records=queryset, action=action, by=request.user, note=form.cleaned_data["note"]
             )
-            self.message_user(request, _done_selection(action, len(done), count), messages.SUCCESS)
+            self.message_user(request, done_selection(action, len(done), count), messages.SUCCESS)
             return None
         shown = list(queryset.select_related(None).only("id", "question")[:SELECTION_SHOWN])
         label = Action(action).label
-        summary = gettext("%(action)s: %(records)s") % {"action": label, "records": _records(count)}
+        summary = gettext("%(action)s: %(records)s") % {
+            "action": label,
+            "records": records_phrase(count),
+        }
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -461,31 +404,3 @@ class ChatRecordAdmin(admin.ModelAdmin):
                 gettext("Unknown filter in the address; export from the list.")
             )
         return records_csv_response(changelist.queryset)
-
-
-def _conversation(record: ChatRecord) -> list[ChatRecord]:
-    """The session's records around this one, in order."""
-    fields = ("id", "question", "answer", "status", "rating", "is_hidden", "created_at")
-    session = ChatRecord.objects.filter(session_id=record.session_id).only(*fields)
-    earlier = session.filter(created_at__lt=record.created_at) | session.filter(
-        created_at=record.created_at, pk__lt=record.pk
-    )
-    later = session.filter(created_at__gt=record.created_at) | session.filter(
-        created_at=record.created_at, pk__gt=record.pk
-    )
-    before = list(earlier.order_by("-created_at", "-pk")[:CONVERSATION_SIDE])[::-1]
-    after = list(later.order_by("created_at", "pk")[:CONVERSATION_SIDE])
-    return [*before, record, *after]
-
-
-def _actions_for(record: ChatRecord) -> list[tuple[str, str]]:
-    """The moderation buttons that would change something on this record."""
-    actions = [
-        (Action.REVIEWED, gettext("Mark reviewed")),
-        (Action.FLAGGED, gettext("Flag for review")),
-    ]
-    if record.is_hidden:
-        actions.append((Action.UNHIDDEN, gettext("Unhide")))
-    else:
-        actions.append((Action.HIDDEN, gettext("Hide from owner")))
-    return actions

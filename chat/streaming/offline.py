@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from django.conf import settings
 
-from chat.providers import UpstreamChunk, Usage
+from chat.streaming.upstream import UpstreamChunk, Usage
 
 # ASCII words with their trailing spaces, runs of newlines, and every other character
 # (CJK, punctuation, emoji) on its own: roughly how real models tokenize.

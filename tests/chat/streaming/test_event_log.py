@@ -3,8 +3,8 @@ added would have given, whatever the text and however many deltas were joined.""
 
 import random
 
-from chat import events
-from chat.event_log import EventLog
+from chat.streaming import events
+from chat.streaming.event_log import EventLog
 
 
 def _log_and_frames(deltas: list[str], *, error: bool = False) -> tuple[EventLog, list[bytes]]:

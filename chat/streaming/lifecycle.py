@@ -13,19 +13,20 @@
 """
 
 import asyncio
+import contextvars
 import logging
 import signal
 import sys
 
 from django.conf import settings
 
-from chat import eventbus, events
 from chat.content_check.wechat_token import wechat_http_close
-from chat.generation import Status, generation_find, generation_live, generations_live
 from chat.models import ChatRecord
-from chat.providers import clients_close
 from chat.selectors import record_heartbeat_stale, record_status
 from chat.services import SERVER_LOST, record_lost_close, records_checkpoint, records_reap
+from chat.streaming import eventbus, events
+from chat.streaming.generation import Status, generation_find, generation_live, generations_live
+from chat.streaming.providers import clients_close
 from chatproject.db import run_db
 
 logger = logging.getLogger(__name__)
@@ -42,10 +43,13 @@ def ensure_running() -> None:
     if loop in _running:
         return
     _drain_on_sigterm_under_uvicorn(loop)
-    tasks = [loop.create_task(_checkpoint_loop(), name="chat-checkpoints")]
+    # Started from the first request's view: in a context of their own, so their log
+    # lines do not carry that request's user and record.
+    own = contextvars.Context()
+    tasks = [loop.create_task(_checkpoint_loop(), name="chat-checkpoints", context=own)]
     if eventbus.enabled():
         listener = eventbus.listen_for_control(on_stop=_stop_local, on_mirror=_mirror_local)
-        tasks.append(loop.create_task(listener, name="chat-control"))
+        tasks.append(loop.create_task(listener, name="chat-control", context=own))
     _running[loop] = tasks
 
 

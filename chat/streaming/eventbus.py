@@ -11,7 +11,7 @@
   so the generating process does not take the answer for abandoned. Its blocking reads
   stay well within the client's socket timeout, however long the model is silent; if the
   generating process dies, the reader's process ends the log for every reader
-  (`log_end`, called from `chat.lifecycle.answer_end_if_lost`).
+  (`log_end`, called from `chat.streaming.lifecycle.answer_end_if_lost`).
 
 Without Redis (the embedded default) there is one process and none of this is needed.
 """
@@ -27,8 +27,8 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import ResponseError, WatchError
 
-from chat import events
-from chat.event_log import EventLog
+from chat.streaming import events
+from chat.streaming.event_log import EventLog
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
-from chat.admin import WIDE_PAGE
+from chat.admin.records import WIDE_PAGE
 from chat.charts import Series, column_chart, line_chart, percent, seconds
 from chat.dashboard import Dashboard, DayFigures, dashboard_figures
 from chat.models import ChatRecord

@@ -6,29 +6,33 @@ A response reads either the generation in this process or, with Redis, the log t
 generating process mirrors there (a resume that landed on another process).
 """
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
 
-from chat import eventbus, events, lifecycle
-from chat.generation import Generation
+from chat.streaming import eventbus, events, lifecycle
+from chat.streaming.generation import Generation
+from chatproject.metrics import STREAMS_OPEN
 
 
 class EventStream:
     """One response's reading of a generation's frames after event id `after`.
 
-    It holds the generation from the moment it exists until it ends or is closed (`aclose`,
-    which the stream lane calls however the response ends, even before its first frame):
-    a response that a hang-up cancels before it ever reads still lets go of its answer,
+    It holds the generation from the moment it exists until its last frame, the client's
+    hang-up (Django cancels the read), or its response is closed or dropped unread: a
+    response that a hang-up cancels before it ever reads still lets go of its answer,
     whose grace period then runs as for any dropped client."""
 
-    __slots__ = ("_delivered_done", "_generation", "_sent")
+    __slots__ = ("_delivered_done", "_generation", "_loop", "_sent")
 
     def __init__(self, generation: Generation, *, after: int) -> None:
         self._generation: Generation | None = generation
         self._sent = after
         self._delivered_done = False
+        self._loop = asyncio.get_running_loop()
 
     def __aiter__(self) -> "EventStream":
         return self
@@ -60,24 +64,37 @@ class EventStream:
     async def aclose(self) -> None:
         self._let_go()
 
+    def close(self) -> None:
+        """Django's `response.close()` (run in a worker thread) and the collector: the
+        generation is the event loop's, so it is let go there."""
+        if self._generation is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to let go
+                self._loop.call_soon_threadsafe(self._let_go)
+
+    __del__ = close
+
     def _let_go(self) -> None:
         if self._generation is not None:
             self._generation.detach()
             self._generation = None
 
 
-class EventStreamResponse(StreamingHttpResponse):
-    """A StreamingHttpResponse whose frames the stream lane's ASGI handler may write
-    without Django's per-chunk wrappers (`chatproject/lane.py`); any other handler
-    streams it as usual."""
-
-    def __init__(self, frames: AsyncIterator[bytes], **kwargs) -> None:
-        super().__init__(frames, **kwargs)
-        self.event_frames = frames
+async def _counted(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The frames, counted in `chat_streams_open` while they are written."""
+    STREAMS_OPEN.inc()
+    try:
+        async for frame in frames:
+            yield frame
+    finally:
+        STREAMS_OPEN.dec()
 
 
 def _sse_response(content: AsyncIterator[bytes], record_id: int) -> StreamingHttpResponse:
-    response = EventStreamResponse(content, content_type="text/event-stream; charset=utf-8")
+    # Django's own streaming response, through the configured middleware and the request
+    # signals like any other response; each frame goes to the server as it is produced.
+    response = StreamingHttpResponse(
+        _counted(content), content_type="text/event-stream; charset=utf-8"
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each write straight through
     response["X-Record-Id"] = str(record_id)
