@@ -28,6 +28,7 @@ def content_check_configured(app_configs: object = None, **kwargs: object) -> li
     return []
 
 
+@register()
 def middleware_streams_skip(app_configs: object = None, **kwargs: object) -> list[CheckMessage]:
     """Each configured middleware that the answer streams would skip, named: nothing is
     left out of them silently."""
