@@ -54,6 +54,9 @@ def body_read(request: HttpRequest, *, max_bytes: int) -> bytes:
     raw = request.body
     if len(raw) > max_bytes:  # a chunked body declares no length
         raise payload_too_large(max_bytes)
+    if raw and not declared_length(request):
+        # A chunked body: DRF reads a body only when Content-Length says there is one.
+        request.META["CONTENT_LENGTH"] = str(len(raw))
     return raw
 
 

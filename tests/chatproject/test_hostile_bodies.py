@@ -139,3 +139,34 @@ def test_the_production_server_logs_one_line_per_hostile_request(start_server):
     added = log.count("\n") - before
     assert "Traceback" not in log
     assert added == len(paths) * len(bodies), log
+
+
+async def _chunked(body: bytes):
+    """The body as an iterator: httpx sends it chunked, with no Content-Length."""
+    for start in range(0, len(body), 7):
+        yield body[start : start + 7]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_chunked_body_is_read_like_one_with_a_length(live_client, owner_token):
+    json_headers = {"Content-Type": "application/json"}
+    login = await live_client.post(
+        "/api/auth/dev/login", content=_chunked(b'{"openid": "o_chunked"}'), headers=json_headers
+    )
+    created = await live_client.post(
+        "/api/chat/sessions/",
+        content=_chunked('{"title": "分块上传"}'.encode()),
+        headers={**bearer(owner_token), **json_headers},
+    )
+    too_large = await live_client.post(
+        "/api/auth/dev/login",
+        content=_chunked(b'{"openid": "' + b"x" * API_BODY_MAX_BYTES + b'"}'),
+        headers=json_headers,
+    )
+
+    assert login.status_code == 201, login.text  # a new user, signed in
+    assert login.json()["token"]
+    assert created.status_code == 201, created.text
+    assert created.json()["title"] == "分块上传"
+    assert too_large.status_code == 413
+    assert too_large.json()["error"]["code"] == "payload_too_large"
