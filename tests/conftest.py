@@ -17,7 +17,7 @@ from accounts.models import User
 from accounts.tokens import token_issue
 from chatproject.db import db_threads_close
 from tests.support.browser import Pages, chromium_available, launch_chromium, static_collect
-from tests.support.live import LiveServer, database_env
+from tests.support.live import LIMIT_SETTINGS, LiveServer, database_env
 from tests.support.nginx import Nginx, nginx_available
 from tests.support.upstream import FakeUpstream
 
@@ -35,19 +35,6 @@ def _close_database_pools(django_db_setup, django_db_blocker) -> Iterator[None]:
         for connection in connections.all():
             if hasattr(connection, "close_pool"):
                 connection.close_pool()
-
-
-# Every limit (chat/limits.py). Their own tests (tests/chat/test_limits.py) set them; for
-# the rest of the suite, a suite's worth of questions and logins from one address and
-# user ids reused between tests must not run into them.
-LIMIT_SETTINGS = (
-    "CHAT_LIMIT_CONCURRENT_STREAMS",
-    "CHAT_LIMIT_QUESTIONS_PER_MINUTE",
-    "CHAT_LIMIT_QUESTIONS_PER_DAY",
-    "CHAT_LIMIT_ANSWER_TOKENS_PER_DAY",
-    "CHAT_LIMIT_LOGINS_PER_IP_PER_MINUTE",
-    "CHAT_LIMIT_TICKET_EXCHANGES_PER_IP_PER_MINUTE",
-)
 
 
 @pytest.fixture(autouse=True)

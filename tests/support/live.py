@@ -16,6 +16,18 @@ from django.db import connection
 
 from tests.support.sse import FrameReader, StreamTranscript
 
+# Every limit (chat/limits.py). Their own tests (tests/chat/test_limits.py) set them; for
+# the rest of the suite, a suite's worth of questions and logins from one address and
+# user ids reused between tests must not run into them.
+LIMIT_SETTINGS = (
+    "CHAT_LIMIT_CONCURRENT_STREAMS",
+    "CHAT_LIMIT_QUESTIONS_PER_MINUTE",
+    "CHAT_LIMIT_QUESTIONS_PER_DAY",
+    "CHAT_LIMIT_ANSWER_TOKENS_PER_DAY",
+    "CHAT_LIMIT_LOGINS_PER_IP_PER_MINUTE",
+    "CHAT_LIMIT_TICKET_EXCHANGES_PER_IP_PER_MINUTE",
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -33,18 +33,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.support.live import ROOT, LiveServer
+from tests.support.live import LIMIT_SETTINGS, ROOT, LiveServer
 from tests.support.upstream import FakeUpstream
 from tests.support.wechat import FakeWechat
-
-LIMITS = (
-    "CHAT_LIMIT_CONCURRENT_STREAMS",
-    "CHAT_LIMIT_QUESTIONS_PER_MINUTE",
-    "CHAT_LIMIT_QUESTIONS_PER_DAY",
-    "CHAT_LIMIT_ANSWER_TOKENS_PER_DAY",
-    "CHAT_LIMIT_LOGINS_PER_IP_PER_MINUTE",
-    "CHAT_LIMIT_TICKET_EXCHANGES_PER_IP_PER_MINUTE",
-)
 
 
 def stack_env(workdir: Path, upstream: FakeUpstream, wechat: FakeWechat) -> dict[str, str]:
@@ -58,7 +49,7 @@ def stack_env(workdir: Path, upstream: FakeUpstream, wechat: FakeWechat) -> dict
         "max_retries": 0,
     }
     return {
-        **dict.fromkeys(LIMITS, "0"),  # a test's many questions and logins
+        **dict.fromkeys(LIMIT_SETTINGS, "0"),  # a test's many questions and logins
         "DEBUG": "1",
         "CHAT_DEV_LOGIN": "1",
         "DATABASE_URL": "",
