@@ -92,7 +92,7 @@ def _bulk_body_just_under_the_limit() -> bytes:
         {"client_id": f"m-{i}", "question": f"问题 {i}", "answer": "答" * ANSWER_MAX_CHARS}
         for i in range(190)
     ]
-    body = json.dumps({"items": items}).encode()  # ensure_ascii: \\uXXXX, 6 bytes a character
+    body = json.dumps({"items": items}).encode()  # ensure_ascii: a \\u escape, 6 bytes a character
     while len(body) > BULK_BODY_MAX_BYTES:
         items.pop()
         body = json.dumps({"items": items}).encode()
